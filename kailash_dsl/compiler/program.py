@@ -173,6 +173,15 @@ class TxPlan:
     pivot: Any = None
 
 
+@dataclass(frozen=True)
+class StmtPolicy:
+    """`@retry`, `@timeout` and `@concurrency` written on one statement (§5)."""
+
+    retry: RetryPolicy | None = None
+    timeout_ms: int | None = None
+    concurrency: int | None = None
+
+
 @dataclass(eq=False)
 class Program:
     """Everything the checker learned about an entry file and its imports."""
@@ -193,6 +202,10 @@ class Program:
     transactions: dict[Any, TxPlan] = field(default_factory=dict)
     #: the signal payload type of every A.Wait (from the `let` annotation; T of `T?`)
     waits: dict[Any, Type] = field(default_factory=dict)
+    #: statement-level attributes, validated: stmt -> StmtPolicy
+    stmt_policy: dict[Any, "StmtPolicy"] = field(default_factory=dict)
+    #: transaction plans' human explanations for `--explain`, in source order
+    explanations: list[tuple[A.Span, str]] = field(default_factory=list)
 
     @property
     def has_errors(self) -> bool:
