@@ -43,31 +43,34 @@ def _root(
 
 @app.command()
 def check(
-    paths: List[Path] = typer.Argument(..., help="Files or folders (every .kflow below)."),
-    format: str = typer.Option("human", "--format", help="human | json | github | sarif"),
-    explain: bool = typer.Option(False, "--explain", help="Say which pattern each "
+    paths: List[str] = typer.Argument(..., metavar="PATH",
+                                      help="Files or folders (every .kflow below)."),
+    format: str = typer.Option("human", "--format", metavar="FORMAT",
+                               help="human | json | github | sarif"),
+    explain: bool = typer.Option(False, "--explain", help="Also say which pattern each "
                                  "transaction got and why."),
 ) -> None:
     """Type-check .kflow files and report every problem.
 
-    Examples:\n
-      kflow check orders.kflow\n
-      kflow check src/ --format json\n
-      kflow check . --format github   # annotations in GitHub Actions
+    Exit status: 0 clean (warnings allowed), 1 errors found, 2 usage error.
+
+    Examples:
+
+      kflow check orders.kflow
+
+      kflow check src/ --format json
+
+      kflow check . --format github     # annotations in GitHub Actions
+
+      kflow check . --format sarif > kflow.sarif
+
+      kflow check orders.kflow --explain
     """
-    from .compiler.api import check_paths
-    from .render import render_json
+    from .launcher import run_check
 
-    if format not in ("human", "json", "github", "sarif"):
-        typer.echo(f"error: unknown --format `{format}` (human, json, github, sarif)", err=True)
-        raise typer.Exit(2)
-    result = check_paths([str(p) for p in paths], explain=explain)
-    if result.usage_error:
-        typer.echo(f"error: {result.usage_error}", err=True)
-        raise typer.Exit(2)
-    typer.echo(render_json(result.diagnostics, result.files))
-    raise typer.Exit(1 if any(d.is_error for d in result.diagnostics) else 0)
+    raise typer.Exit(run_check(list(paths), format, explain))
 
 
-def main() -> None:
-    app()
+def main(argv: Optional[List[str]] = None) -> None:
+    """Run the Typer app (the installed `kflow` script enters via kailash_dsl.launcher)."""
+    app(args=argv, prog_name="kflow")
