@@ -99,3 +99,16 @@ def test_core_is_pinned():
     for name, result in [("Log", "null"), ("Echo", "json"), ("Fail", "null"),
                          ("Now", "str"), ("Uuid", "str")]:
         assert isinstance(core[name].result, A.TypeName) and core[name].result.name == result
+
+
+def test_stdlib_reference_is_up_to_date():
+    import subprocess
+    import sys
+
+    from kailash_dsl.stdlib import STDLIB_DIR as d
+
+    script = d.parent.parent / "docs" / "gen_stdlib.py"
+    if not script.exists():
+        pytest.skip("docs/gen_stdlib.py is not in this checkout")
+    proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
