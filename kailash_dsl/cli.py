@@ -71,6 +71,35 @@ def check(
     raise typer.Exit(run_check(list(paths), format, explain))
 
 
+@app.command()
+def fmt(
+    paths: List[str] = typer.Argument(..., metavar="PATH",
+                                      help="Files or folders (every .kflow below); - for stdin."),
+    check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 and list the "
+                               "files that would be reformatted."),
+    diff: bool = typer.Option(False, "--diff", help="Change nothing; print a unified diff "
+                              "of what would change (exit 1 if anything would)."),
+) -> None:
+    """Format .kflow files in the one canonical style, keeping every comment.
+
+    The output is parsed again and compared with the input; a file whose meaning would
+    change, or that has a syntax error, is left untouched (exit 1).
+
+    Examples:
+
+      kflow fmt .
+
+      kflow fmt --check src/        # in CI
+
+      kflow fmt --diff orders.kflow
+
+      cat orders.kflow | kflow fmt -
+    """
+    from .format import run_fmt
+
+    raise typer.Exit(run_fmt(list(paths), check=check, diff=diff))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the Typer app (the installed `kflow` script enters via kailash_dsl.launcher)."""
     app(args=argv, prog_name="kflow")

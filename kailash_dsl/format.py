@@ -808,3 +808,138 @@ class _Printer:
             s += "  " + x.comment
         return s
 
+
+
+# ---------------------------------------------------------------------------- kflow fmt
+
+_SKIP_DIRS = {"node_modules", "__pycache__", ".git", ".kflow", ".venv", "venv", "build", "dist"}
+
+
+def _collect(paths: list[str]) -> tuple[list[str], str | None]:
+    import os
+
+    files: list[str] = []
+    for p in paths:
+        if p == "-":
+            files.append(p)
+        elif os.path.isdir(p):
+            found = []
+            for root, dirs, names in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                found += [os.path.join(root, n) for n in names if n.endswith(".kflow")]
+            files += sorted(found)
+        elif os.path.isfile(p):
+            files.append(p)
+        else:
+            return [], f"no such file or directory: {p}"
+    return files, None
+
+
+def _diff_names(f: str, name: str) -> tuple[str, str]:
+    import os
+
+    if f == "-" or os.path.isabs(f):
+        return name, name
+    return f"a/{name}", f"b/{name}"
+
+
+def run_fmt(paths: list[str], check: bool = False, diff: bool = False, out=None,
+            err=None, stdin=None) -> int:
+    """`kflow fmt`: format files in place (or ``--check`` / ``--diff`` them).
+
+    Returns the exit status: 0 done (or nothing to change), 1 a file would change
+    (``--check``/``--diff``) or could not be formatted (syntax error, safety check),
+    2 usage error. ``-`` formats standard input to standard output."""
+    import difflib
+    import os
+    import sys
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if not paths:
+        err.write("error: no path given (usage: kflow fmt [--check] [--diff] PATH...)\n")
+        return 2
+    files, problem = _collect(paths)
+    if problem:
+        err.write(f"error: {problem}\n")
+        return 2
+    changed = unchanged = failed = 0
+    for f in files:
+        name = "<stdin>" if f == "-" else f
+        try:
+            if f == "-":
+                text = (stdin or sys.stdin).read()
+            else:
+                with open(f, encoding="utf-8", newline="") as fh:
+                    text = fh.read()
+        except UnicodeDecodeError as exc:
+            err.write(f"{name}:1:1: E0001 the file is not valid UTF-8 ({exc.reason} at byte "
+                      f"{exc.start})\n")
+            failed += 1
+            continue
+        except OSError as exc:
+            err.write(f"error: cannot read {name}: {exc.strerror or exc}\n")
+            failed += 1
+            continue
+        try:
+            new = format_source(text, name)
+        except FormatSyntaxError as exc:
+            for d in exc.diagnostics[:1]:
+                err.write(format_diagnostic(d) + "\n")
+            err.write(f"error: {name} was not formatted: fix the syntax error first\n")
+            failed += 1
+            continue
+        except FormatError as exc:
+            err.write(f"error: {exc.message}\n")
+            failed += 1
+            continue
+        if new == text:
+            unchanged += 1
+            if f == "-" and not (check or diff):
+                out.write(new)
+            continue
+        changed += 1
+        if diff:
+            out.writelines(difflib.unified_diff(
+                text.splitlines(keepends=True), new.splitlines(keepends=True),
+                *_diff_names(f, name)))
+            if not new.endswith("\n") or not text.endswith("\n"):
+                out.write("\n")
+        if check and not diff:
+            out.write(f"would reformat {name}\n")
+        if check or diff:
+            continue
+        if f == "-":
+            out.write(new)
+            continue
+        tmp = f"{f}.kflow-fmt.tmp"
+        try:
+            mode = os.stat(f).st_mode
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                fh.write(new)
+            os.chmod(tmp, mode & 0o7777)
+            os.replace(tmp, f)
+        except OSError as exc:
+            err.write(f"error: cannot write {f}: {exc.strerror or exc}\n")
+            failed += 1
+            changed -= 1
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            continue
+    if paths != ["-"]:
+        def n(k: int) -> str:
+            return f"{k} file" + ("" if k == 1 else "s")
+        if check or diff:
+            parts = [f"{n(changed)} would be reformatted"] if changed else []
+            parts.append(f"{n(unchanged)} already formatted")
+        else:
+            parts = [f"{n(changed)} reformatted"] if changed else []
+            parts.append(f"{n(unchanged)} left unchanged")
+        if failed:
+            parts.append(f"{n(failed)} could not be formatted")
+        err.write(", ".join(parts) + "\n")
+    if failed or ((check or diff) and changed):
+        return 1
+    return 0
