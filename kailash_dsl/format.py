@@ -10,8 +10,8 @@ spaced, and it keeps every comment on the line it was on:
 * the body of a `type X { ... }` or `enum E { ... }` declaration stays on one line
   (`{ a: int, b: str }`) when written on one line and it fits, else one field per line;
 * attributes one per line above what they apply to; exactly one blank line between
-  top-level declarations (consecutive imports may stay together); inside blocks a run of
-  blank lines becomes one;
+  top-level declarations (consecutive imports, and consecutive `const`s, may stay
+  together); inside blocks a run of blank lines becomes one;
 * literals are printed exactly as written (`1_000`, `"\\u{1F600}"`, `\"\"\"` strings).
 
 Safety: the output is parsed again and compared with the input (:func:`ast.same_shape`,
@@ -774,7 +774,9 @@ class _Printer:
             head = first_of(d)
             cs = self.take(0, self.start(head))
             if prev_item is not None:
-                together = isinstance(prev_item, A.Import) and isinstance(d, A.Import)
+                together = ((isinstance(prev_item, A.Import) and isinstance(d, A.Import))
+                            or (isinstance(prev_item, A.Const) and isinstance(d, A.Const)
+                                and not d.attrs and not d.doc))
                 first_line = cs[0].line if cs else head.span.line
                 if not together or self.blank_between(prev_line, first_line):
                     out.append(L(0, ""))
