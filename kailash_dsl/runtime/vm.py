@@ -1,0 +1,861 @@
+"""The durable interpreter: runs bytecode on asyncio, journaling as §7 requires.
+
+Execution model. A frame runs its code's instructions in order. ``STEP`` does not wait
+for the step: it leaves a pending task in the step's slot, and the task starts the
+implementation once (a) every slot it reads holds a value and (b) every earlier step
+still in flight whose effects conflict with it has finished (§6) — checked against the
+run's in-flight registry, so unrelated steps never wait for each other. Whoever reads a
+pending slot awaits it. Control flow waits where it must (``BARRIER``).
+
+Durability is replay: a resumed run executes the program again from the top; a step
+whose outcome is in the journal returns it without running, journaled builtins return
+their recorded values, pure work is recomputed. Outcomes are buffered and written in
+group commits just before a write step starts (the flushes the compiler placed), before
+parking on a wait/sleep, and with the run's result.
+
+Failures carry the :class:`Scope` they happened in, so a ``try`` catches only failures
+of steps inside its body and a failed step stops later steps of its own scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random as _random
+import time
+import uuid as _uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..compiler import bytecode as B
+from ..compiler import types as T
+from ..compiler.ir import conflicts
+from . import nodes as N
+from . import values as R
+from .journal import StepRecord
+from .values import KflowError
+
+Op = B.Op
+_PENDING = asyncio.Future
+
+
+class _Return(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class Park(Exception):
+    """The run must wait (signal or timer) longer than this process may block."""
+
+    def __init__(self, wake_at: float | None, reason: str) -> None:
+        self.wake_at, self.reason = wake_at, reason
+
+
+class _Aborted(Exception):
+    """A step that never started because an earlier step of its scope failed."""
+
+
+class Scope:
+    """A failure domain: workflow body, try body, loop iteration, transaction..."""
+
+    __slots__ = ("parent", "tasks", "failed")
+
+    def __init__(self, parent: "Scope | None" = None) -> None:
+        self.parent = parent
+        self.tasks: list[asyncio.Task] = []
+        self.failed: KflowError | None = None
+
+    def within(self, other: "Scope") -> bool:
+        s: Scope | None = self
+        while s is not None:
+            if s is other:
+                return True
+            s = s.parent
+        return False
+
+    def chain_failure(self) -> KflowError | None:
+        s: Scope | None = self
+        while s is not None:
+            if s.failed is not None:
+                return s.failed
+            s = s.parent
+        return None
+
+
+class TxState:
+    """Book-keeping of one transaction block while it runs."""
+
+    def __init__(self, spec: B.TxSpec, key: str) -> None:
+        self.spec = spec
+        self.key = key
+        self.pattern = spec.pattern
+        self.completed: list[tuple[str, B.RuntimeNode, dict, Any]] = []  # saga
+        self.prepared: list[tuple[str, B.RuntimeNode]] = []  # 2pc
+        self.pivot_done = False
+
+
+class Frame:
+    __slots__ = ("run", "wf", "slots", "prefix", "scope", "group", "tx", "yields",
+                 "ancestors")
+
+    def __init__(self, run: "Run", wf: B.RuntimeWorkflow, slots: list, prefix: str,
+                 scope: Scope, group: Any = None, tx: TxState | None = None,
+                 ancestors: frozenset = frozenset()) -> None:
+        self.run, self.wf, self.slots, self.prefix = run, wf, slots, prefix
+        self.scope, self.group, self.tx = scope, group, tx
+        self.yields: list | None = None
+        #: the workflow-call tasks this frame runs inside: never wait for those
+        self.ancestors = ancestors
+        slots[0] = self
+
+    def child(self, scope: Scope | None = None, group: Any = None, tx: Any = None,
+              copy: bool = False, prefix: str | None = None) -> "Frame":
+        slots = list(self.slots) if copy else self.slots
+        f = Frame(self.run, self.wf, slots, self.prefix if prefix is None else prefix,
+                  scope or self.scope, group if group is not None else self.group,
+                  tx if tx is not None else self.tx, self.ancestors)
+        if not copy:
+            slots[0] = self  # keep slot 0 pointing at the owner of the shared slots
+        return f
+
+
+class _InFlight:
+    __slots__ = ("task", "effects", "group", "tx")
+
+    def __init__(self, task, effects, group, tx) -> None:
+        self.task, self.effects, self.group, self.tx = task, effects, group, tx
+
+
+def _json_dumps(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+
+class Run:
+    """One execution (first run or resume) of one run id in this process."""
+
+    def __init__(self, prog: B.CompiledProgram, wf: B.RuntimeWorkflow, run_id: str,
+                 journal: Any, recorded: dict[str, tuple[bool, Any]],
+                 block_for: float, next_seq: int = 0) -> None:
+        self.prog = prog
+        self.wf = wf
+        self.run_id = run_id
+        self.journal = journal
+        self.recorded = recorded
+        self.pending: list[StepRecord] = []
+        self.pending_events: list[tuple] = []
+        self.seq = next_seq
+        self.inflight: list[_InFlight] = []
+        self.flush_lock = asyncio.Lock()
+        self.block_deadline = time.time() + block_for
+        self.secrets: set[str] = set()
+        self.flushes = 0
+        self.base_dir = str(Path(prog.path).parent)
+        self.steps_run = 0
+
+    # -- journal ---------------------------------------------------------------
+    def record(self, key: str, ok: bool, value_json: Any, attempts: int = 1,
+               started: float | None = None) -> None:
+        self.recorded[key] = (ok, value_json)
+        self.pending.append(StepRecord(key, ok, _json_dumps(value_json), attempts, started,
+                                       time.time()))
+
+    def event(self, type_: str, step: str | None = None, data: Any = None) -> None:
+        self.seq += 1
+        if data is not None and self.secrets:
+            data = self.redact(data)
+        self.pending_events.append((self.seq, time.time(), type_, step,
+                                    _json_dumps(data) if data is not None else None))
+
+    async def flush(self, run_update: dict | None = None) -> None:
+        async with self.flush_lock:
+            if not self.pending and not self.pending_events and run_update is None:
+                return
+            steps, events = self.pending, self.pending_events
+            self.pending, self.pending_events = [], []
+            await self.journal.commit(self.run_id, steps, events, run_update)
+            self.flushes += 1
+
+    def redact(self, v: Any) -> Any:
+        if not self.secrets:
+            return v
+        if isinstance(v, str):
+            for s in self.secrets:
+                if s:
+                    v = v.replace(s, "***")
+            return v
+        if isinstance(v, list):
+            return [self.redact(x) for x in v]
+        if isinstance(v, dict):
+            return {k: self.redact(x) for k, x in v.items()}
+        return v
+
+    # -- journaled builtins ------------------------------------------------------
+    def nondet(self, site: str, n: int, name: str, args: list) -> Any:
+        if name in ("env", "secret"):
+            key = f"${name}:{args[0]}"
+        else:
+            key = f"{site}:{name}#{n}"
+        rec = self.recorded.get(key)
+        if name == "secret":
+            value = os.environ.get(str(args[0]))
+            if value is None:
+                raise KflowError("StepFailed", f"secret `{args[0]}` is not set in the "
+                                 "environment")
+            self.secrets.add(value)
+            if rec is None:
+                self.record(key, True, "***")
+            return value
+        if rec is not None:
+            return rec[1]
+        if name == "uuid":
+            value: Any = str(_uuid.uuid4())
+        elif name == "now":
+            value = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        elif name == "random":
+            value = _random.random()
+        elif name == "env":
+            value = os.environ.get(str(args[0]))
+        else:  # pragma: no cover
+            raise KflowError("StepFailed", f"unknown builtin {name}")
+        self.record(key, True, value)
+        return value
+
+    # -- the interpreter -----------------------------------------------------------
+    async def execute(self, input_values: dict) -> Any:
+        wf = self.wf
+        slots: list = [None] * wf.nslots
+        for i, p in enumerate(wf.params):
+            slots[i + 1] = input_values.get(p.name)
+        frame = Frame(self, wf, slots, "", Scope())
+        return await self.run_workflow_frame(frame)
+
+    async def run_workflow_frame(self, frame: Frame) -> Any:
+        try:
+            await self.exec_code(frame.wf.code, frame)
+            await self.end_scope(frame.scope)
+        except _Return as r:
+            return r.value
+        return None
+
+    async def exec_code(self, code: B.Code, frame: Frame) -> None:
+        instrs = code.instrs
+        pc = 0
+        n = len(instrs)
+        slots = frame.slots
+        while pc < n:
+            ins = instrs[pc]
+            pc += 1
+            op = ins.op
+            failed = frame.scope.chain_failure()
+            if failed is not None:
+                raise failed
+            if op is Op.STEP:
+                self.start_step(frame, ins.arg)
+            elif op is Op.LET:
+                slot, ec = ins.arg
+                pend = [slots[s] for s in ec.reads if isinstance(slots[s], _PENDING)]
+                if pend:
+                    task = asyncio.ensure_future(self._deferred_value(frame, ec, pend, ins))
+                    if slot is not None:
+                        slots[slot] = task
+                    frame.scope.tasks.append(task)
+                    task.add_done_callback(self._note_failure(frame.scope))
+                else:
+                    value = self.eval(ec, slots, ins, frame)
+                    if slot is not None:
+                        slots[slot] = value
+            elif op is Op.JUMP_IF_NOT:
+                ec, target = ins.arg
+                await self.resolve(frame, ec.reads)
+                if not self.eval(ec, slots, ins, frame):
+                    pc = target
+            elif op is Op.JUMP:
+                pc = ins.arg
+            elif op is Op.BARRIER:
+                await self.barrier(frame)
+            elif op is Op.AWAIT:
+                await self.resolve(frame, ins.arg)
+            elif op is Op.FLUSH:
+                await self.barrier(frame)
+                await self.flush()
+            elif op is Op.FOR:
+                await self.run_for(frame, ins.arg, ins)
+            elif op is Op.YIELD:
+                ec = ins.arg
+                await self.resolve(frame, ec.reads)
+                if frame.yields is not None:
+                    frame.yields.append(self.eval(ec, slots, ins, frame))
+            elif op is Op.PARALLEL:
+                sub = frame.child(scope=Scope(frame.scope), group=object())
+                await self.exec_code(ins.arg, sub)
+                await self.end_scope(sub.scope)
+            elif op is Op.TRY:
+                await self.run_try(frame, ins.arg, ins)
+            elif op is Op.TX:
+                await self.run_tx(frame, ins.arg)
+            elif op is Op.SLEEP:
+                await self.run_sleep(frame, ins.arg, ins)
+            elif op is Op.WAIT:
+                await self.run_wait(frame, ins.arg, ins)
+            elif op is Op.EMIT:
+                name, ec, key = ins.arg
+                full = frame.prefix + key
+                value = None
+                if ec is not None:
+                    await self.resolve(frame, ec.reads)
+                    value = self.eval(ec, slots, ins, frame)
+                if full not in self.recorded:
+                    self.event("emit", full, {"name": name, "data": value})
+                    self.record(full, True, None)
+            elif op is Op.RETURN:
+                ec = ins.arg
+                value = None
+                if ec is not None:
+                    await self.resolve(frame, ec.reads)
+                    value = self.eval(ec, slots, ins, frame)
+                raise _Return(value)
+            elif op is Op.FAIL:
+                kind, ec = ins.arg
+                await self.resolve(frame, ec.reads)
+                msg = R.text(self.eval(ec, slots, ins, frame))
+                raise KflowError(kind, self.redact(msg), frame.prefix.rstrip("."))
+            else:  # pragma: no cover
+                raise RuntimeError(f"unknown opcode {op}")
+
+    def eval(self, ec, slots: list, ins: B.Instr | None, frame: Frame) -> Any:
+        try:
+            return ec.fn()(slots, R)
+        except KflowError as exc:
+            if not exc.step:
+                exc.step = frame.prefix.rstrip(".")
+            raise
+        except (TypeError, KeyError, AttributeError, ValueError, OverflowError) as exc:
+            where = f" at {Path(frame.wf.file).name}:{ins.line}" if ins is not None else ""
+            kind = "IndexError" if isinstance(exc, KeyError) else "TypeError"
+            raise KflowError(kind, f"{type(exc).__name__}: {exc}{where}",
+                             frame.prefix.rstrip(".")) from None
+
+    async def _deferred_value(self, frame: Frame, ec, pend: list, ins) -> Any:
+        for p in pend:
+            await p
+        return self.eval(ec, frame.slots, ins, frame)
+
+    async def resolve(self, frame: Frame, reads) -> None:
+        slots = frame.slots
+        for s in reads:
+            v = slots[s]
+            if isinstance(v, _PENDING):
+                slots[s] = await v
+
+    def _note_failure(self, scope: Scope):
+        def cb(task: asyncio.Task) -> None:
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if isinstance(exc, KflowError) and scope.failed is None:
+                scope.failed = exc
+        return cb
+
+    async def end_scope(self, scope: Scope) -> None:
+        """Wait for every task of the scope; raise its first failure."""
+        for t in scope.tasks:
+            if not t.done():
+                await asyncio.wait([t])
+        for t in scope.tasks:
+            if t.cancelled():
+                continue
+            exc = t.exception()
+            if exc is None or isinstance(exc, _Aborted):
+                continue
+            if isinstance(exc, KflowError):
+                if scope.failed is None:
+                    scope.failed = exc
+                continue
+            raise exc  # Park from a sub-workflow, or an internal error
+        if scope.failed is not None:
+            raise scope.failed
+
+    async def barrier(self, frame: Frame) -> None:
+        """Wait for every step this workflow invocation has in flight (§6 barrier)."""
+        while True:
+            live = []
+            s: Scope | None = frame.scope
+            while s is not None:
+                live.extend(t for t in s.tasks if not t.done())
+                s = s.parent
+            if not live:
+                break
+            await asyncio.wait(live)
+        failed = frame.scope.chain_failure()
+        if failed is not None:
+            raise failed
+        s = frame.scope
+        while s is not None:
+            for t in s.tasks:
+                if not t.cancelled() and isinstance(t.exception(), Park):
+                    raise t.exception()
+            s = s.parent
+
+    # -- steps ---------------------------------------------------------------------
+    def start_step(self, frame: Frame, spec: B.StepSpec) -> None:
+        slots = frame.slots
+        pend = [slots[s] for s in spec.reads if isinstance(slots[s], _PENDING)]
+        preds = self.conflicting(spec.effects, frame)
+        task = asyncio.ensure_future(self.step_task(frame, spec, pend, preds))
+        slots[spec.slot] = task
+        frame.scope.tasks.append(task)
+        task.add_done_callback(self._note_failure(frame.scope))
+        if spec.effects:
+            self.inflight.append(_InFlight(task, spec.effects, frame.group, frame.tx))
+            if len(self.inflight) > 64:
+                self.inflight = [f for f in self.inflight if not f.task.done()]
+
+    def conflicting(self, effects: frozenset, frame: Frame) -> list:
+        if not effects:
+            return []
+        out = []
+        writes = any(e == "write" for e, _ in effects)
+        for f in self.inflight:
+            if f.task.done() or f.task in frame.ancestors:
+                continue
+            if frame.group is not None and f.group is frame.group:
+                continue
+            if conflicts(f.effects, effects):
+                out.append(f.task)
+            elif frame.tx is not None and f.tx is frame.tx and writes \
+                    and any(e == "write" for e, _ in f.effects):
+                out.append(f.task)
+        return out
+
+    async def step_task(self, frame: Frame, spec: B.StepSpec, pend: list, preds: list) -> Any:
+        slots = frame.slots
+        for p in pend:
+            await p  # a failed dependency fails this step with the same error
+        if preds:
+            await asyncio.wait(preds)
+        if frame.scope.chain_failure() is not None:
+            raise _Aborted()
+        for s in spec.reads:
+            v = slots[s]
+            if isinstance(v, _PENDING):
+                slots[s] = v.result()
+        if spec.when is not None and not self.eval(spec.when, slots, None, frame):
+            return None
+        try:
+            return await self.call(frame, spec)
+        except KflowError as exc:
+            if spec.fallback is None:
+                raise
+            frame.run.event("fallback", frame.prefix + spec.key, {"error": exc.to_dict()})
+            return await self.call(frame, spec.fallback)
+
+    def args_of(self, frame: Frame, spec: B.StepSpec, params: list[B.RuntimeParam]) -> dict:
+        slots = frame.slots
+        args = {}
+        for name, ec in spec.args:
+            args[name] = self.eval(ec, slots, None, frame)
+        for p in params:
+            if p.name not in args:
+                if p.default is not None:
+                    args[p.name] = p.default.fn()([None], R)
+                elif T.is_optional(p.type):
+                    args[p.name] = None
+        return args
+
+    async def call(self, frame: Frame, spec: B.StepSpec) -> Any:
+        if spec.kind == "workflow":
+            return await self.call_workflow(frame, spec)
+        node = self.prog.nodes[spec.target]
+        args = self.args_of(frame, spec, node.params)
+        key = frame.prefix + spec.key
+        value = await self.run_node(node, args, key, frame, spec.retry, spec.timeout_ms)
+        tx = frame.tx
+        if tx is not None and node.effect == "write":
+            if tx.pattern == "saga":
+                tx.completed.append((key, node, args, value))
+            elif node.transactional:
+                pass  # registered in run_node when prepared
+        return value
+
+    async def call_workflow(self, frame: Frame, spec: B.StepSpec) -> Any:
+        wf = self.prog.workflows[spec.target]
+        args = self.args_of(frame, spec, wf.params)
+        slots: list = [None] * wf.nslots
+        for i, p in enumerate(wf.params):
+            slots[i + 1] = args.get(p.name)
+        me = asyncio.current_task()
+        sub = Frame(self, wf, slots, frame.prefix + spec.key + ".", Scope(), None, None,
+                    frame.ancestors | {me} if me is not None else frame.ancestors)
+        return await self.run_workflow_frame(sub)
+
+    async def run_node(self, node: B.RuntimeNode, args: dict, key: str, frame: Frame,
+                       retry_override=None, timeout_override=None, method: str | None = None
+                       ) -> Any:
+        """Run one journaled node call (replaying its recorded outcome when there is one)."""
+        rec = self.recorded.get(key)
+        tx = frame.tx
+        two_pc = (method is None and node.transactional is not None)
+        if rec is not None:
+            ok, value = rec
+            if two_pc and tx is not None and tx.pattern == "2pc" and ok:
+                tx.prepared.append((key, node))
+            if ok:
+                return T.check_value(node.result, value, from_json=True) if node.effect != \
+                    "pure" else value
+            err = KflowError(value.get("kind", "StepFailed"), value.get("message", ""),
+                             value.get("step", key))
+            raise err
+        if node.effect == "write" or two_pc:
+            if self.pending or self.pending_events:
+                await self.flush()
+        if two_pc and tx is not None and tx.pattern == "2pc":
+            method = "prepare"
+        policy = N.retry_policy(node, retry_override)
+        timeout_ms = timeout_override if timeout_override is not None else node.timeout_ms
+        breaker = N.breaker_for(node)
+        bulkhead = N.bulkhead_for(node)
+        impl = N.load_impl(node, method) if node.impl else None
+        started = time.time()
+        attempt = 0
+        last: KflowError | None = None
+        while attempt < max(1, policy.attempts):
+            attempt += 1
+            ctx = N.StepContext(self.run_id, key, attempt, f"{self.run_id}:{key}",
+                                self.base_dir, self._logger(key))
+            try:
+                if breaker is not None:
+                    breaker.before(node.name)
+                if impl is None:
+                    raise KflowError("StepFailed", f"node `{node.name}` has no @impl")
+                if bulkhead is not None:
+                    async with bulkhead:
+                        value = await N.invoke(node, impl, dict(args), ctx, timeout_ms)
+                else:
+                    value = await N.invoke(node, impl, dict(args), ctx, timeout_ms)
+                if breaker is not None:
+                    breaker.success()
+                try:
+                    value = T.check_value(node.result, value, node.name)
+                except T.ValueMismatch as exc:
+                    raise KflowError("TypeError", f"node `{node.name}` returned a value that "
+                                     f"does not match its result type: {exc}", key) from None
+                self.steps_run += 1
+                if node.effect != "pure":
+                    self.record(key, True, T.to_json(node.result, value), attempt, started)
+                    self.event("step.completed", key, {"attempts": attempt})
+                if two_pc and tx is not None and tx.pattern == "2pc":
+                    tx.prepared.append((key, node))
+                elif two_pc and tx is None:
+                    await self._finish_single(node, key)
+                return value
+            except asyncio.TimeoutError:
+                last = KflowError("Timeout", f"step `{key}` ({node.name}) timed out after "
+                                  f"{_fmt_ms(timeout_ms)}", key)
+            except asyncio.CancelledError:
+                raise
+            except KflowError as exc:
+                last = KflowError(exc.kind, exc.message, exc.step or key)
+            except Exception as exc:  # the implementation raised
+                kind, msg = N.describe_exception(exc)
+                last = KflowError(kind, self.redact(msg), key)
+            if breaker is not None and last.kind != "CircuitOpen":
+                breaker.failure()
+            if last.kind in N.NOT_RETRIED or attempt >= policy.attempts:
+                break
+            self.event("step.retried", key, {"attempt": attempt, "error": last.to_dict()})
+            delay = N.backoff_delay(policy, attempt)
+            if delay > 0:
+                await asyncio.sleep(delay)
+        assert last is not None
+        if node.effect != "pure":
+            self.record(key, False, last.to_dict(), attempt, started)
+            self.event("step.failed", key, {"error": last.to_dict()})
+        raise last
+
+    async def _finish_single(self, node: B.RuntimeNode, key: str) -> None:
+        """A @transactional node outside a 2pc block: prepare, then commit at once."""
+        await self.call_participant(node, key, "commit")
+
+    async def call_participant(self, node: B.RuntimeNode, key: str, method: str) -> None:
+        rkey = f"{key}.{method}"
+        if rkey in self.recorded:
+            return
+        impl = N.load_impl(node, method)
+        ctx = N.StepContext(self.run_id, key, 1, f"{self.run_id}:{key}", self.base_dir,
+                            self._logger(key))
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await N.invoke(node, impl, {}, ctx, node.timeout_ms)
+                break
+            except Exception as exc:  # commit/abort must eventually succeed
+                if attempts >= 5:
+                    kind, msg = N.describe_exception(exc)
+                    raise KflowError("StepFailed", f"{method} of `{key}` failed: {msg}",
+                                     key) from None
+                await asyncio.sleep(0.05 * attempts)
+        self.record(rkey, True, None)
+        self.event(f"tx.{method}", key)
+
+    def _logger(self, key: str):
+        def log(msg: str) -> None:
+            self.event("log", key, {"message": self.redact(msg)})
+        return log
+
+    # -- loops, try, transactions ------------------------------------------------
+    async def run_for(self, frame: Frame, spec: B.ForSpec, ins: B.Instr) -> None:
+        await self.resolve(frame, spec.iterable.reads)
+        items = R.iterate(self.eval(spec.iterable, frame.slots, ins, frame))
+        items = list(items)
+        results: list[list] = [[] for _ in items]
+        group = object() if spec.concurrency > 1 else frame.group
+        loop_scope = Scope(frame.scope)
+
+        async def iteration(i: int, item: Any) -> None:
+            sub = frame.child(scope=Scope(loop_scope), group=group, copy=True,
+                              prefix=f"{frame.prefix}{spec.key}[{i}].")
+            sub.slots[spec.var_slot] = item
+            sub.yields = results[i]
+            try:
+                await self.exec_code(spec.body, sub)
+                await self.end_scope(sub.scope)
+            except KflowError as exc:
+                if loop_scope.failed is None:
+                    loop_scope.failed = exc
+                raise
+
+        if spec.concurrency <= 1 or len(items) <= 1:
+            for i, item in enumerate(items):
+                await iteration(i, item)
+        else:
+            sem = asyncio.Semaphore(spec.concurrency)
+
+            async def guarded(i, item):
+                async with sem:
+                    if loop_scope.failed is not None:
+                        return
+                    await iteration(i, item)
+
+            tasks = [asyncio.ensure_future(guarded(i, x)) for i, x in enumerate(items)]
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            for r in done:
+                if isinstance(r, (_Return, Park)):
+                    raise r
+                if isinstance(r, BaseException) and not isinstance(r, KflowError):
+                    raise r
+            if loop_scope.failed is not None:
+                raise loop_scope.failed
+        if spec.slot is not None:
+            frame.slots[spec.slot] = [v for chunk in results for v in chunk]
+
+    async def run_try(self, frame: Frame, spec: B.TrySpec, ins: B.Instr) -> None:
+        body_scope = Scope(frame.scope)
+        sub = frame.child(scope=body_scope)
+        try:
+            await self.exec_code(spec.body, sub)
+            await self.end_scope(body_scope)
+            return
+        except KflowError as exc:
+            err = exc
+        await self._settle(body_scope)
+        if err is frame.scope.chain_failure():
+            raise err  # a failure from outside the try body: not ours to handle
+        for h in spec.handlers:
+            if not h.kinds or err.kind in h.kinds:
+                if h.slot is not None:
+                    frame.slots[h.slot] = err.to_dict()
+                hframe = frame.child(scope=Scope(frame.scope))
+                await self.exec_code(h.body, hframe)
+                await self.end_scope(hframe.scope)
+                return
+        raise err
+
+    async def _settle(self, scope: Scope) -> None:
+        live = [t for t in scope.tasks if not t.done()]
+        if live:
+            await asyncio.wait(live)
+
+    async def run_tx(self, frame: Frame, spec: B.TxSpec) -> None:
+        key = frame.prefix + spec.key
+        tx = TxState(spec, key)
+        scope = Scope(frame.scope)
+        sub = frame.child(scope=scope, tx=tx)
+        if spec.pattern == "2pc":
+            await self.run_2pc(frame, sub, tx)
+            return
+        try:
+            await self.exec_code(spec.body, sub)
+            await self.end_scope(scope)
+        except KflowError as exc:
+            await self._settle(scope)
+            await self.compensate(frame, tx, exc)
+            raise exc
+
+    async def compensate(self, frame: Frame, tx: TxState, original: KflowError) -> None:
+        """Undo completed steps in reverse order; each compensation is journaled."""
+        not_undone: list[str] = []
+        failure: KflowError | None = None
+        self.event("saga.compensating", tx.key, {"error": original.to_dict()})
+        for key, node, args, result in reversed(tx.completed):
+            if node.compensate is None:
+                continue  # the pivot (or a step that needs no undo)
+            comp = self.prog.nodes[node.compensate]
+            available = dict(args)
+            if isinstance(result, dict):
+                available.update(result)
+            cargs = {p.name: available[p.name] for p in comp.params if p.name in available}
+            try:
+                await self.run_node(comp, cargs, f"{key}.compensate",
+                                    frame.child(scope=Scope(), tx=None))
+            except KflowError as exc:
+                failure = failure or exc
+                not_undone.append(key)
+        if failure is not None:
+            raise KflowError("CompensationFailed",
+                             f"compensation failed ({failure.message}); not undone: "
+                             + ", ".join(not_undone), tx.key)
+
+    async def run_2pc(self, frame: Frame, sub: Frame, tx: TxState) -> None:
+        begin, decision_key = f"{tx.key}.begin", f"{tx.key}.decision"
+        resumed_open = begin in self.recorded and decision_key not in self.recorded
+        if begin not in self.recorded:
+            self.record(begin, True, None)
+        decision = self.recorded.get(decision_key)
+        if resumed_open and self._had_prepares(tx.key):
+            # §8: after a crash, no recorded decision means abort
+            await self.exec_code_replay_only(sub, tx)
+            await self.abort_all(tx)
+            self.record(decision_key, True, "abort")
+            raise KflowError("TransactionAborted", "the process stopped before this 2pc "
+                             "transaction recorded its decision; every participant was "
+                             "aborted", tx.key)
+        try:
+            await self.exec_code(tx.spec.body, sub)
+            await self.end_scope(sub.scope)
+        except KflowError as exc:
+            await self._settle(sub.scope)
+            if decision is None or decision[1] != "commit":
+                await self.abort_all(tx)
+                self.record(decision_key, True, "abort")
+                raise exc
+            raise
+        if decision is None:
+            self.record(decision_key, True, "commit")
+            await self.flush()  # the decision is durable before any commit
+        elif decision[1] == "abort":
+            await self.abort_all(tx)
+            raise KflowError("TransactionAborted", "the transaction was aborted", tx.key)
+        for key, node in tx.prepared:
+            await self.call_participant(node, key, "commit")
+
+    def _had_prepares(self, txkey: str) -> bool:
+        return True
+
+    async def exec_code_replay_only(self, sub: Frame, tx: TxState) -> None:
+        """Collect the participants a crashed 2pc had prepared, without running anything."""
+        for ins in tx.spec.body.instrs:
+            if ins.op is Op.STEP:
+                spec = ins.arg
+                key = sub.prefix + spec.key
+                rec = self.recorded.get(key)
+                node = self.prog.nodes.get(spec.target)
+                if rec is not None and rec[0] and node is not None and node.transactional:
+                    tx.prepared.append((key, node))
+
+    async def abort_all(self, tx: TxState) -> None:
+        for key, node in reversed(tx.prepared):
+            await self.call_participant(node, key, "abort")
+
+    # -- time and signals ------------------------------------------------------------
+    async def run_sleep(self, frame: Frame, arg, ins: B.Instr) -> None:
+        ec, key = arg
+        full = frame.prefix + key
+        rec = self.recorded.get(full)
+        if rec is None:
+            await self.resolve(frame, ec.reads)
+            ms = self.eval(ec, frame.slots, ins, frame)
+            wake_at = time.time() + ms / 1000.0
+            self.record(full, True, {"wake_at": wake_at})
+            self.event("sleeping", full, {"until": wake_at})
+            await self.flush()
+        else:
+            wake_at = rec[1]["wake_at"]
+        await self._until(wake_at, f"sleep at line {ins.line}")
+
+    async def _until(self, wake_at: float, reason: str) -> None:
+        now = time.time()
+        if wake_at <= now:
+            return
+        if wake_at <= self.block_deadline:
+            await asyncio.sleep(wake_at - now)
+            return
+        raise Park(wake_at, reason)
+
+    async def run_wait(self, frame: Frame, arg, ins: B.Instr) -> None:
+        slot, signal, timeout_ec, key, ptype = arg
+        full = frame.prefix + key
+        rec = self.recorded.get(full)
+        if rec is not None:
+            value = T.check_value(T.optional(ptype), rec[1], from_json=True) \
+                if rec[1] is not None else None
+            if slot is not None:
+                frame.slots[slot] = value
+            return
+        dkey = full + ":deadline"
+        drec = self.recorded.get(dkey)
+        if drec is None:
+            deadline = None
+            if timeout_ec is not None:
+                await self.resolve(frame, timeout_ec.reads)
+                deadline = time.time() + self.eval(timeout_ec, frame.slots, ins, frame) / 1000
+            self.record(dkey, True, {"deadline": deadline})
+            self.event("waiting", full, {"signal": signal, "deadline": deadline})
+            await self.flush()
+        else:
+            deadline = drec[1]["deadline"]
+        while True:
+            found = await self.journal.peek_signal(self.run_id, signal)
+            if found is not None:
+                sig_id, payload = found
+                try:
+                    value = T.check_value(ptype, payload, from_json=True)
+                except T.ValueMismatch as exc:
+                    raise KflowError("TypeError", f"signal `{signal}` payload: {exc}",
+                                     full) from None
+                self.recorded[full] = (True, payload)
+                self.seq += 1
+                ev = (self.seq, time.time(), "signalled", full,
+                      _json_dumps({"signal": signal}))
+                await self.flush()
+                await self.journal.consume_signal(
+                    self.run_id, sig_id, full,
+                    StepRecord(full, True, _json_dumps(payload), 1, None, time.time()), [ev])
+                if slot is not None:
+                    frame.slots[slot] = value
+                return
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                self.record(full, True, None)
+                self.event("wait.timeout", full, {"signal": signal})
+                if slot is not None:
+                    frame.slots[slot] = None
+                return
+            limit = self.block_deadline if deadline is None else min(deadline,
+                                                                     self.block_deadline)
+            if now >= limit:
+                raise Park(deadline, f"waiting for signal `{signal}`")
+            await asyncio.sleep(min(0.1, max(0.0, limit - now)))
+
+
+def _fmt_ms(ms: int | None) -> str:
+    if ms is None:
+        return "?"
+    from ..grammar.parser import format_duration
+    return format_duration(int(ms))
+
+
+__all__ = ["Run", "Park", "KflowError", "Scope", "Frame", "math"]
