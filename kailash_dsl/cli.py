@@ -100,6 +100,132 @@ def fmt(
     raise typer.Exit(run_fmt(list(paths), check=check, diff=diff))
 
 
+@app.command()
+def run(
+    file: str = typer.Argument(..., metavar="FILE", help="The .kflow file."),
+    workflow: Optional[str] = typer.Option(None, "--workflow", "-w",
+                                           help="Which workflow (default: the file's only one)."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="Input as a JSON object."),
+    input_file: Optional[str] = typer.Option(None, "--input-file", help="Read the input JSON "
+                                             "from a file."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Name the run (default: a new "
+                                         "UUID). Running a finished id returns its result."),
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file (default "
+                                     ".kflow/runs.db, or $KFLOW_DB)."),
+    block_for: str = typer.Option("30s", "--block-for", help="How long to block on a "
+                                  "wait/sleep before reporting `waiting` (exit 3)."),
+    format: str = typer.Option("human", "--format", help="human | json"),
+) -> None:
+    """Run a workflow durably: a killed run resumes where it stopped.
+
+    Exit status: 0 completed, 1 failed, 2 cannot start (program errors, bad input),
+    3 waiting on a signal or timer.
+
+    Examples:
+
+      kflow run orders.kflow --input '{"id": "o1"}'
+
+      kflow run orders.kflow --input-file order.json --run-id order-o1 --format json
+
+      kflow resume order-o1          # after a crash, or once a signal arrived
+    """
+    from .run_commands import cmd_run
+
+    raise typer.Exit(cmd_run(file, workflow, input, input_file, run_id, db, block_for, format))
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file."),
+    block_for: str = typer.Option("30s", "--block-for", help="How long to block on a "
+                                  "wait/sleep before reporting `waiting`."),
+    allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume even though the "
+                                       "program changed, if journaled step keys still exist."),
+    format: str = typer.Option("human", "--format", help="human | json"),
+) -> None:
+    """Continue a run from its journal (after a crash, a signal, or a timer).
+
+    Steps whose outcome is recorded are not run again. The program is reloaded from the
+    path recorded in the journal; a changed program is refused (E0601).
+    """
+    from .run_commands import cmd_resume
+
+    raise typer.Exit(cmd_resume(run_id, db, block_for, allow_changed, format))
+
+
+@app.command()
+def signal(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    name: str = typer.Argument(..., metavar="NAME", help="The signal a `wait` is waiting for."),
+    data: Optional[str] = typer.Option(None, "--data", help="Payload as JSON (checked against "
+                                       "the wait's declared type)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file."),
+) -> None:
+    """Send a signal to a run; it is kept until the run's `wait` takes it.
+
+    Example: kflow signal order-o1 approval --data '{"approved": true, "by": "ops"}'
+    """
+    from .run_commands import cmd_signal
+
+    raise typer.Exit(cmd_signal(run_id, name, data, db))
+
+
+@app.command()
+def runs(
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status "
+                                         "(running, waiting, completed, failed)."),
+    format: str = typer.Option("human", "--format", help="human | json"),
+) -> None:
+    """List runs in the journal, newest first."""
+    from .run_commands import cmd_runs
+
+    raise typer.Exit(cmd_runs(db, status, format))
+
+
+@app.command()
+def show(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file."),
+    format: str = typer.Option("human", "--format", help="human | json"),
+) -> None:
+    """Show a run's timeline: steps, retries, waits, events, result."""
+    from .run_commands import cmd_show
+
+    raise typer.Exit(cmd_show(run_id, db, format))
+
+
+@app.command()
+def dis(
+    file: str = typer.Argument(..., metavar="FILE"),
+    workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Only this workflow."),
+    no_pass: List[str] = typer.Option([], "--no-pass", help="Switch an optimisation pass off "
+                                      "(repeatable): fold_constants, eliminate_dead_pure, "
+                                      "schedule_effects, lower_transactions, place_checkpoints."),
+) -> None:
+    """Disassemble the compiled bytecode, like Python's `dis`.
+
+    Shows, per instruction: source line, offset, opcode, operand and a readable form;
+    step starts with the slots they wait for, journal flushes, transaction patterns.
+    """
+    from .run_commands import cmd_dis
+
+    raise typer.Exit(cmd_dis(file, workflow, no_pass))
+
+
+@app.command()
+def graph(
+    file: str = typer.Argument(..., metavar="FILE"),
+    workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Only this workflow."),
+    format: str = typer.Option("mermaid", "--format", help="mermaid | dot"),
+) -> None:
+    """Draw the workflow graph: steps, data edges, effect order, checkpoints."""
+    from .run_commands import cmd_graph
+
+    raise typer.Exit(cmd_graph(file, workflow, format))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the Typer app (the installed `kflow` script enters via kailash_dsl.launcher)."""
     app(args=argv, prog_name="kflow")
