@@ -129,6 +129,10 @@ class ModuleInfo:
     #: every name the module exports or imports: decls, and imported modules by local name
     scope: dict[str, Symbol] = field(default_factory=dict)
     is_std: bool = False
+    #: each `import` with the module it resolved to (None: unknown import, E0104)
+    imported: list[tuple[A.Import, "ModuleInfo | None"]] = field(default_factory=list)
+    #: the file could not be read or parsed; names looked up in it are not reported
+    parse_failed: bool = False
 
     @property
     def kind(self) -> str:
@@ -171,6 +175,8 @@ class TxPlan:
     reason: str
     #: for a saga, the pivot step's statement (a write with no @compensate), if any
     pivot: Any = None
+    #: the block's write steps (their A.Call nodes), in textual order
+    writes: tuple = ()
 
 
 @dataclass(frozen=True)
