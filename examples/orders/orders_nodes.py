@@ -25,7 +25,7 @@ def _db() -> sqlite3.Connection:
     conn.executescript(
         """
         CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, on_hand INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, sku TEXT, qty INTEGER);
+        CREATE TABLE IF NOT EXISTS reservations (id TEXT, sku TEXT, qty INTEGER, PRIMARY KEY (id, sku));
         CREATE TABLE IF NOT EXISTS charges (id TEXT PRIMARY KEY, amount REAL, refunded INTEGER DEFAULT 0);
         CREATE TABLE IF NOT EXISTS shipments (order_id TEXT PRIMARY KEY, tracking TEXT, carrier TEXT);
         CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, recipient TEXT, subject TEXT);
