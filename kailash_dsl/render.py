@@ -361,8 +361,8 @@ class _HumanRenderer:
         if self._usable(span):
             lines = self.src.lines(span.file)
             assert lines is not None
-            groups[span.file] = [self._anns_for(span, True, message, primary_char_style,
-                                                lines)]
+            groups[span.file] = [self._anns_for(span, kind != "explain", message,
+                                                primary_char_style, lines)]
             order.append(span.file)
             shown_message = True
         for lspan, lmsg in labels:
@@ -423,9 +423,9 @@ class _HumanRenderer:
         # Explain the construct by its first line only: a whole block would be noise.
         lines = self.src.lines(span.file)
         if lines is not None and 1 <= span.line <= len(lines) and span.end_line > span.line:
-            line = lines[span.line - 1]
+            head = lines[span.line - 1].rstrip().rstrip("{").rstrip()
             span = Span(span.file, span.line, span.column, span.line,
-                        max(len(line.rstrip()) + 1, span.column + 1))
+                        max(len(head) + 1, span.column + 1))
         return self.block("explain", None, first, span, "", [], None, rest, "bold cyan")
 
 

@@ -251,7 +251,7 @@ def test_explain_transaction_pattern(kflow, tmp_path):
             let charge = Charge(amount: total)
             let label = Book(order_id: id)
           }
-          return label.label
+          return "${label.label} ${charge.charge_id}"
         }
     """), encoding="utf-8")
     r = kflow("check", "tx.kflow", "--format", "json", "--explain", cwd=tmp_path)
