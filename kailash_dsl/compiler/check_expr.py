@@ -86,6 +86,20 @@ def mismatch_help(expected: T.Type, found: T.Type) -> str | None:
     return None
 
 
+def best_guess(name: str, candidates: list[tuple[str, str]]) -> str | None:
+    """The display text of the candidate closest to ``name`` (by its plain name)."""
+    import difflib
+
+    best, score = None, 0.0
+    for plain, shown in candidates:
+        if plain == name:
+            continue
+        r = difflib.SequenceMatcher(None, name.lower(), plain.lower()).ratio()
+        if r > score:
+            best, score = shown, r
+    return best if score >= 0.6 else None
+
+
 class ExprChecker:
     """Mixin: expression typing. See :class:`kailash_dsl.compiler.checker.Checker`."""
 
@@ -712,16 +726,20 @@ class ExprChecker:
         return None
 
     def unknown_callee(self, name: str, span: A.Span, mod: ModuleInfo) -> None:
-        cands = [n for n, s in mod.scope.items() if isinstance(s, (NodeInfo, WorkflowInfo))]
-        cands += list(BUILTIN_NAMES)
-        guess = did_you_mean(name, cands)
-        help = f"did you mean `{guess}`?" if guess else None
-        if help is None:
-            for alias, m in mod.scope.items():
-                if isinstance(m, ModuleInfo) and isinstance(exported(m, name),
-                                                            (NodeInfo, WorkflowInfo)):
-                    help = f"`{name}` is declared in `{m.name}`; write `{alias}.{name}(...)`"
-                    break
+        local = [n for n, s in mod.scope.items() if isinstance(s, (NodeInfo, WorkflowInfo))]
+        imported = {}
+        for alias, m in mod.scope.items():
+            if isinstance(m, ModuleInfo):
+                for n in exported_names(m, (NodeInfo, WorkflowInfo)):
+                    imported.setdefault(n, f"{alias}.{n}")
+        help = None
+        if name in imported:
+            help = f"`{name}` is declared in an imported module; write `{imported[name]}(...)`"
+        else:
+            guess = best_guess(name, [(n, n) for n in local + sorted(BUILTIN_NAMES)]
+                               + [(n, q) for n, q in imported.items()])
+            if guess:
+                help = f"did you mean `{guess}`?"
         self.report("E0102", f"cannot find node, workflow or function `{name}`", span,
                     help=help)
 

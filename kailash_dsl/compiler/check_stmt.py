@@ -43,9 +43,10 @@ class StmtChecker:
                         help="every path must end with `return <value>` or `fail \"...\"`; "
                              "an `if` without `else` can fall through")
         for b in self.lets:
-            if not b.used and not b.name.startswith("_"):
+            if not b.used and not b.name.startswith("_") and not isinstance(b.type, T.Unknown):
                 stmt = b.node
-                is_step = isinstance(stmt, A.Let) and stmt.value in self.calls
+                is_step = isinstance(stmt, A.Let) and stmt.value in self.calls \
+                    and self.calls[stmt.value].kind != "builtin"
                 help = (f"if the step runs only for its effect, call it without `let`; "
                         f"or name it `_{b.name}`" if is_step else
                         f"remove it, or name it `_{b.name}` to keep it")
@@ -94,6 +95,8 @@ class StmtChecker:
             if ann is not None and s.when is not None:
                 exp = T.strip_optional(ann)
             t = self.expr(value, exp)
+            if exp == T.JSON:
+                self.swallow(value, t)
             if s.when is not None:
                 t = T.optional(t) if not isinstance(t, T.Unknown) else t
             if ann is not None:
@@ -132,7 +135,7 @@ class StmtChecker:
             payload, t = ann, ann
             if w.timeout is not None:
                 self.report("E0201", f"`wait ... timeout` gives null when it times out: "
-                                     f"expected {T.Optional(ann).show()}, the annotation says "
+                                     f"expected `{T.Optional(ann).show()}`, the annotation says "
                                      f"`{ann.show()}`", s.type.span,
                             help=f"annotate it `{ann.show()}?`")
         self.waits[w] = payload

@@ -140,7 +140,6 @@ class TransactionPlanner:
                 return ""
             return f"; `{pivot[2].name}` is the pivot (the last write step, no @compensate)"
 
-        where = f"{tx.span.line}:{tx.span.column}"
         if tx.kind == "2pc":
             if can_2pc or not writes and not blockers:
                 names = ", ".join(f"`{x[2].name}`" for x in writes) or "none"
@@ -158,8 +157,10 @@ class TransactionPlanner:
                 self.report("E0403", f"`transaction 2pc` cannot contain {what}", span,
                             help="two-phase commit holds its participants prepared; "
                                  "move it out of the block, or use `transaction saga`")
-            return TxPlan("invalid", f"`transaction 2pc` is impossible at {where}", None,
-                          write_calls)
+            why = [f"`{x[2].name}` is not @transactional" for x in not_tx
+                   if x[3] == "node"] + [f"it contains {what}" for _, what in blockers]
+            return TxPlan("invalid", "written `transaction 2pc`, but " + ", ".join(why),
+                          None, write_calls)
         if tx.kind == "saga":
             if can_saga:
                 return TxPlan("saga", "written `transaction saga`" + pivot_note(),
@@ -168,8 +169,10 @@ class TransactionPlanner:
                 self.report("E0403", f"`transaction saga` needs every write step but the last "
                                      f"to have @compensate; `{x[2].name}` has none",
                             x[0].span, help=self._tx_help(x))
-            return TxPlan("invalid", f"`transaction saga` is impossible at {where}", None,
-                          write_calls)
+            return TxPlan("invalid", "written `transaction saga`, but "
+                          + ", ".join(f"`{x[2].name}`" for x in uncompensated)
+                          + " cannot be undone (no @compensate) and is not the last write step",
+                          None, write_calls)
         if can_2pc:
             names = ", ".join(f"`{x[2].name}`" for x in writes)
             return TxPlan("2pc", f"every write step ({names}) is @transactional", None,
