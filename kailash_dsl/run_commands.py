@@ -31,7 +31,7 @@ def _diags(diags: list[Diagnostic]) -> None:
 
 
 def parse_duration_opt(text: str, option: str) -> float:
-    from .grammar.parser import parse_duration
+    from .durations import parse_duration
 
     try:
         return parse_duration(text) / 1000.0
@@ -262,7 +262,7 @@ def cmd_show(run_id: str, db: str | None, fmt: str) -> int:
 
 
 def cmd_dis(file: str, workflow: str | None, no_pass: list[str]) -> int:
-    from .compiler.codegen import compile_file
+    from .compiler.pipeline import compile_file
     from .compiler.dis import disassemble_program
 
     prog, diags = compile_file(file, use_cache=False, disabled=tuple(no_pass))
@@ -274,7 +274,7 @@ def cmd_dis(file: str, workflow: str | None, no_pass: list[str]) -> int:
 
 
 def cmd_graph(file: str, workflow: str | None, fmt: str) -> int:
-    from .compiler.codegen import build_ir_for
+    from .compiler.pipeline import build_ir_for
     from .emit.graph import render_graph
 
     if fmt not in ("mermaid", "dot"):

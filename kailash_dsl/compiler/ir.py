@@ -18,7 +18,8 @@ from typing import Any
 import networkx as nx
 
 from ..grammar import ast as A
-from .program import Binding, NodeInfo, Program, WorkflowInfo
+from .effects import conflicts, node_effects  # noqa: F401 - re-exported
+from .program import Binding, Program, WorkflowInfo
 
 
 @dataclass(eq=False)
@@ -80,28 +81,6 @@ class IR:
     rewrites: dict = field(default_factory=dict)
     #: passes that ran, in order
     applied: list[str] = field(default_factory=list)
-
-
-def node_effects(target: Any) -> frozenset:
-    """The (effect, resource) pairs a call can perform; pure work contributes nothing."""
-    if isinstance(target, NodeInfo):
-        if target.effect == "pure":
-            return frozenset()
-        return frozenset({(target.effect, target.resource)})
-    if isinstance(target, WorkflowInfo):
-        return frozenset((n.effect, n.resource) for n in target.reachable_nodes
-                         if n.effect != "pure")
-    return frozenset()
-
-
-def conflicts(a: frozenset, b: frozenset) -> bool:
-    """§6: write conflicts with any non-pure step on the same resource; no resource = all."""
-    for e1, r1 in a:
-        for e2, r2 in b:
-            if e1 == "write" or e2 == "write":
-                if r1 is None or r2 is None or r1 == r2:
-                    return True
-    return False
 
 
 class _Builder:

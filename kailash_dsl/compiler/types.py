@@ -279,7 +279,7 @@ def check_value(t: Type, v: Any, path: str = "", *, from_json: bool = False,
             if isinstance(v, int) and not isinstance(v, bool) and not from_json:
                 return v
             if isinstance(v, str):
-                from ..grammar.parser import parse_duration
+                from ..durations import parse_duration
                 try:
                     return parse_duration(v)
                 except ValueError:
@@ -352,7 +352,7 @@ def to_json(t: Type | None, v: Any) -> Any:
         return base64.b64encode(bytes(v)).decode("ascii")
     inner = strip_optional(t) if t is not None else None
     if isinstance(v, int) and inner == DURATION:
-        from ..grammar.parser import format_duration
+        from ..durations import format_duration
         return format_duration(v)
     if isinstance(v, (int, float)):
         return v

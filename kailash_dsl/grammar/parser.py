@@ -562,21 +562,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$", "0"
 _DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
-def parse_duration(text: str) -> int:
-    """``"250ms"`` → 250 (milliseconds)."""
-    m = re.fullmatch(r"([0-9][0-9_]*)(ms|s|m|h|d)", text.strip())
-    if not m:
-        raise ValueError(f"not a duration: {text!r} (write e.g. 250ms, 30s, 5m, 2h, 1d)")
-    return int(m.group(1).replace("_", "")) * _DURATION_UNITS[m.group(2)]
-
-
-def format_duration(ms: int) -> str:
-    """Milliseconds → the literal in the largest unit that divides it exactly."""
-    for unit in ("d", "h", "m", "s"):
-        size = _DURATION_UNITS[unit]
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
+from ..durations import format_duration, parse_duration  # noqa: E402,F401
 
 
 def _dedent_long(body: str) -> str:

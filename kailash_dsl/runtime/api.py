@@ -52,7 +52,7 @@ class Outcome:
 
 
 def load(path: str | Path, *, use_cache: bool = True) -> B.CompiledProgram:
-    from ..compiler.codegen import compile_file
+    from ..compiler.pipeline import compile_file
 
     p = Path(path)
     if not p.exists():

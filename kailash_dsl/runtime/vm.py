@@ -32,7 +32,7 @@ from typing import Any
 
 from ..compiler import bytecode as B
 from ..compiler import types as T
-from ..compiler.ir import conflicts
+from ..compiler.effects import conflicts
 from . import nodes as N
 from . import values as R
 from .journal import StepRecord
@@ -854,7 +854,7 @@ class Run:
 def _fmt_ms(ms: int | None) -> str:
     if ms is None:
         return "?"
-    from ..grammar.parser import format_duration
+    from ..durations import format_duration
     return format_duration(int(ms))
 
 
