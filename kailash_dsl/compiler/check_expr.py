@@ -357,6 +357,10 @@ class ExprChecker:
             for item in e.items:
                 self.expect(item, exp.elem, self.mismatch_code, what="list item")
             return exp
+        if exp == T.JSON:
+            for item in e.items:
+                self.expr(item, T.JSON)
+            return T.ListT(T.JSON)
         if not e.items:
             return T.ListT(T.UNKNOWN)
         elem: T.Type | None = None
@@ -414,9 +418,10 @@ class ExprChecker:
                             help="add " + ", ".join(f"`{x.name}: <{x.type.show()}>`"
                                                    for x in missing))
             return exp
+        inner = T.JSON if exp == T.JSON else None
         fields = []
         for f in e.fields:
-            fields.append(T.FieldT(f.name, self.expr(f.value)))
+            fields.append(T.FieldT(f.name, self.expr(f.value, inner)))
         return T.RecordT(tuple(fields))
 
     def x_MapLit(self, e: A.MapLit, expected) -> T.Type:
@@ -431,6 +436,10 @@ class ExprChecker:
             self.report(self.mismatch_code, f"expected {q(exp)}, found a map literal", e.span,
                         help="record fields are written without quotes: `{name: value}`")
             return exp
+        if exp == T.JSON:
+            for m in e.entries:
+                self.expr(m.value, T.JSON)
+            return T.MapT(T.JSON)
         elem: T.Type | None = None
         for m in e.entries:
             t = self.expr(m.value)

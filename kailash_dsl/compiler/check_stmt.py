@@ -38,7 +38,7 @@ class StmtChecker:
             ends = self.block(decl.body, new_scope=False)
         if decl.result is not None and wf.result != T.NULL and not ends:
             self.report("E0501", f"workflow `{wf.name}` can reach its end without returning "
-                                 f"a `{wf.result.show()}`",
+                                 f"its result (`{wf.result.show()}`)",
                         decl.name_span,
                         help="every path must end with `return <value>` or `fail \"...\"`; "
                              "an `if` without `else` can fall through")

@@ -194,7 +194,8 @@ class TransactionPlanner:
                                  f"step with no @compensate, and not the last write step",
                         x[0].span, help=self._tx_help(x, last))
         return TxPlan("invalid", f"cannot be made atomic: {why}, and "
-                                 + ", ".join(f"`{x[2].name}`" for x in uncompensated)
+                                 + ", ".join(f"`{x[2].name}` (line {x[0].span.line})"
+                                             for x in uncompensated)
                                  + " cannot be undone", None, write_calls)
 
     @staticmethod
@@ -203,6 +204,7 @@ class TransactionPlanner:
         if x[3] == "workflow":
             return (f"a workflow call cannot be undone; move `{name}(...)` after the block's "
                     "other write steps, or out of the transaction")
-        tail = f" (now `{last[2].name}`)" if last is not None and last is not x else ""
+        tail = (f" (now `{last[2].name}` at line {last[0].span.line})"
+                if last is not None and last is not x else "")
         return (f"add `@compensate(<undo node>)` to node `{name}`, make it "
                 f"`@transactional`, or move it to be the block's last write step{tail}")
