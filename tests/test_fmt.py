@@ -62,7 +62,8 @@ def _assert_canonical(path: Path) -> None:
     assert sorted(c.text.rstrip() for c in module.comments) == \
         sorted(c.text.rstrip() for c in again.comments)
     assert _fmt(once, str(path)) == once, f"fmt is not idempotent on {path}"
-    assert all(len(line) <= WIDTH or '"' in line for line in once.splitlines()), \
+    # only an unbreakable string or a comment may push a line past the limit
+    assert all(len(line) <= WIDTH or '"' in line or "#" in line for line in once.splitlines()), \
         "a line is longer than the limit"
 
 

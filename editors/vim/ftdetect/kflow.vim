@@ -1,0 +1,2 @@
+" kflow workflow files
+autocmd BufRead,BufNewFile *.kflow setfiletype kflow
