@@ -729,9 +729,11 @@ class ExprChecker:
                 self.report("E0102", f"`{func.name}` is a builtin function, not a method",
                             func.span, help=f"write `{func.name}(x, ...)`")
                 return None
+        before = self.error_count
         self.expr(func)
-        self.report("E0102", "only nodes, workflows and builtin functions can be called",
-                    func.span)
+        if self.error_count == before:
+            self.report("E0102", "only nodes, workflows and builtin functions can be called",
+                        func.span)
         return None
 
     def unknown_callee(self, name: str, span: A.Span, mod: ModuleInfo) -> None:
