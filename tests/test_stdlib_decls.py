@@ -63,6 +63,13 @@ def test_impl_resolves_and_matches_parameters(mod, decl):
     assert module_name.startswith("kailash_dsl.stdlib.")
     func = getattr(importlib.import_module(module_name), attr)
     assert callable(func)
+    if _attr(decl, "transactional") is not None:  # a 2PC participant class
+        assert inspect.isclass(func)
+        instance = func()  # instantiated with no arguments
+        for method in ("commit", "abort"):
+            params = inspect.signature(getattr(instance, method)).parameters
+            assert list(params) == ["ctx"] and params["ctx"].kind is inspect.Parameter.KEYWORD_ONLY
+        func = instance.prepare
     sig = inspect.signature(func)
     declared = [p.name for p in decl.params]
     positional = [

@@ -216,3 +216,222 @@ def test_postgres_unreachable_is_sql_error():
     with pytest.raises(NodeError) as e:
         run(sql.query("postgresql://127.0.0.1:1/none?connect_timeout=2", "SELECT 1"))
     assert e.value.kind == "SqlError" and "cannot connect" in str(e.value)
+
+
+# ----------------------------------------------------------------------------- PostgreSQL 2PC
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _throwaway_cluster():
+    """Start a private PostgreSQL with max_prepared_transactions > 0; (url, stop) or reason."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    tmp_root = tempfile.mkdtemp(prefix="kflow-pg-")  # directly in /tmp: the postgres user can reach it
+
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    initdb = shutil.which("initdb") or next(
+        (f"{d}/initdb" for d in bindirs if os.path.exists(f"{d}/initdb")), None)
+    if initdb is None:
+        return None, "no initdb to start a throwaway PostgreSQL with max_prepared_transactions > 0"
+    pg_ctl = os.path.join(os.path.dirname(initdb), "pg_ctl")
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        import pwd
+
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            return None, "running as root and there is no postgres user to start PostgreSQL as"
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            return None, "running as root without runuser to start PostgreSQL as postgres"
+        prefix = [runuser, "-u", "postgres", "--"]
+        os.chown(tmp_root, pw.pw_uid, pw.pw_gid)
+    data = os.path.join(tmp_root, "data")
+    port = _free_port()
+    try:
+        subprocess.run([*prefix, initdb, "-D", data, "-A", "trust", "-U", "postgres"],
+                       check=True, capture_output=True, timeout=120)
+        opts = (f"-c max_prepared_transactions=10 -c fsync=off -c listen_addresses=127.0.0.1 "
+                f"-p {port} -k {tmp_root}")
+        subprocess.run([*prefix, pg_ctl, "-D", data, "-o", opts, "-l", os.path.join(tmp_root, "log"),
+                        "-w", "start"], check=True, capture_output=True, timeout=120)
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [str(exc)]
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        return None, f"could not start a throwaway PostgreSQL: {detail[0]}"
+    except (subprocess.SubprocessError, OSError) as exc:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        return None, f"could not start a throwaway PostgreSQL: {exc}"
+
+    def stop():
+        subprocess.run([*prefix, pg_ctl, "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+    return (f"postgresql://postgres@127.0.0.1:{port}/postgres", stop), None
+
+
+@pytest.fixture(scope="module")
+def pg2pc(tmp_path_factory):
+    """A PostgreSQL URL whose server allows prepared transactions, and a second database
+    on it: $KFLOW_TEST_PG_2PC_URL, else localhost:5432/test when it allows them, else a
+    throwaway cluster; skipped, with the reason, when none can be had."""
+    import os
+
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
+    url = os.environ.get("KFLOW_TEST_PG_2PC_URL")
+    stop = None
+    if url is None and _PG_SKIP is None:
+        with psycopg.connect(PG_URL) as conn:
+            if int(conn.execute("SHOW max_prepared_transactions").fetchone()[0]) > 0:
+                url = PG_URL
+    if url is None:
+        got, reason = _throwaway_cluster()
+        if got is None:
+            pytest.skip(reason)
+        url, stop = got
+    second = url.rsplit("/", 1)[0] + "/kflow_2pc_b"
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'kflow_2pc_b'").fetchone():
+            conn.execute("CREATE DATABASE kflow_2pc_b")
+    for u in (url, second):
+        with psycopg.connect(u, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS kflow_acct")
+            conn.execute("CREATE TABLE kflow_acct (id TEXT PRIMARY KEY, balance NUMERIC NOT NULL "
+                         "CHECK (balance >= 0))")
+            conn.execute("INSERT INTO kflow_acct VALUES ('a', 100), ('b', 0)")
+    yield url, second
+    if stop:
+        stop()
+
+
+class TxCtx:
+    def __init__(self, key, base_dir):
+        self.run_id = "r"
+        self.step_key = key
+        self.attempt = 1
+        self.idempotency_key = f"r:{key}"
+        self.base_dir = str(base_dir)
+
+    def log(self, msg):
+        pass
+
+
+def _balance(url, acct):
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return float(conn.execute("SELECT balance FROM kflow_acct WHERE id = %s", [acct]).fetchone()[0])
+
+
+def _prepared(url):
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT gid FROM pg_prepared_xacts ORDER BY gid")]
+
+
+def test_pg_participant_prepare_commit_abort(pg2pc, tmp_path, monkeypatch):
+    monkeypatch.setenv("KFLOW_PG_2PC_REGISTRY", str(tmp_path / "registry.json"))
+    url, _ = pg2pc
+    p = sql.PgParticipant()
+    ctx = TxCtx("debit", tmp_path)
+    out = p.prepare(url, "UPDATE kflow_acct SET balance = balance - %s WHERE id = %s", [30, "a"], ctx=ctx)
+    assert out == {"rowcount": 1, "lastrowid": None}
+    assert "kflow:r:debit" in _prepared(url)
+    assert _balance(url, "a") == 100.0  # prepared, not yet visible
+    # a prepare re-run after a crash replaces the earlier prepared transaction
+    p.prepare(url, "UPDATE kflow_acct SET balance = balance - %s WHERE id = %s", [30, "a"], ctx=ctx)
+    assert _prepared(url).count("kflow:r:debit") == 1
+    p.commit(ctx=ctx)
+    assert _balance(url, "a") == 70.0 and "kflow:r:debit" not in _prepared(url)
+    p.commit(ctx=ctx)  # again, as after a crash: harmless
+    assert _balance(url, "a") == 70.0
+
+    ctx2 = TxCtx("debit2", tmp_path)
+    p.prepare(url, "UPDATE kflow_acct SET balance = balance - 10 WHERE id = 'a'", ctx=ctx2)
+    p.abort(ctx=ctx2)
+    p.abort(ctx=ctx2)
+    assert _balance(url, "a") == 70.0 and _prepared(url) == []
+
+
+def test_pg_participant_commit_after_restart_finds_the_server(pg2pc, tmp_path, monkeypatch):
+    monkeypatch.setenv("KFLOW_PG_2PC_REGISTRY", str(tmp_path / "registry.json"))
+    url, _ = pg2pc
+    ctx = TxCtx("credit", tmp_path)
+    start = _balance(url, "b")
+    sql.PgParticipant().prepare(url, "UPDATE kflow_acct SET balance = balance + 5 WHERE id = 'b'", ctx=ctx)
+    sql.PgParticipant().commit(ctx=ctx)  # a new instance: as in a resumed process
+    assert _balance(url, "b") == start + 5 and _prepared(url) == []
+
+
+def test_pg_participant_failed_prepare_leaves_nothing(pg2pc, tmp_path, monkeypatch):
+    monkeypatch.setenv("KFLOW_PG_2PC_REGISTRY", str(tmp_path / "registry.json"))
+    url, _ = pg2pc
+    with pytest.raises(NodeError) as e:
+        sql.PgParticipant().prepare(url, "UPDATE kflow_acct SET balance = balance - 1000 WHERE id = 'a'",
+                                    ctx=TxCtx("big", tmp_path))
+    assert e.value.kind == "SqlError" and "check" in str(e.value).lower()
+    assert _prepared(url) == []
+
+
+def test_pg_participant_refuses_sqlite(tmp_path):
+    with pytest.raises(NodeError) as e:
+        sql.PgParticipant().prepare("x.db", "SELECT 1", ctx=TxCtx("k", tmp_path))
+    assert "postgresql://" in str(e.value)
+
+
+TWO_PC = """
+import std.sql
+
+## Move money between two PostgreSQL databases atomically.
+workflow Move(a: str, b: str, amount: int) -> int {
+  transaction 2pc {
+    let debit = sql.TxExecute(db: a, sql: "UPDATE kflow_acct SET balance = balance - %s WHERE id = 'a'", params: [amount])
+    let credit = sql.TxExecute(db: b, sql: "UPDATE kflow_acct SET balance = balance + %s WHERE id = 'b'", params: [amount])
+  }
+  return debit.rowcount + credit.rowcount
+}
+"""
+
+
+def test_pg_two_phase_commit_through_kflow_run(pg2pc, tmp_path):
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("kailash_dsl.runtime.vm") is None or \
+            importlib.util.find_spec("kailash_dsl.compiler.api") is None:
+        pytest.skip("the checker or the durable runtime has not landed yet")
+    url, second = pg2pc
+    prog = tmp_path / "move.kflow"
+    prog.write_text(TWO_PC, encoding="utf-8")
+
+    def run(amount, run_id):
+        proc = subprocess.run(
+            [sys.executable, "-m", "kailash_dsl", "run", str(prog), "--input",
+             json.dumps({"a": url, "b": second, "amount": amount}), "--run-id", run_id,
+             "--db", str(tmp_path / "runs.db"), "--format", "json"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        return json.loads(proc.stdout or "null") or proc.stderr
+
+    a0, b0 = _balance(url, "a"), _balance(second, "b")
+    ok = run(25, "move-1")
+    assert ok["status"] == "completed" and ok["output"] == 2, ok
+    assert (_balance(url, "a"), _balance(second, "b")) == (a0 - 25, b0 + 25)
+    bad = run(10_000, "move-2")  # the debit's CHECK fails at prepare: nothing moves
+    assert bad["status"] == "failed", bad
+    assert (_balance(url, "a"), _balance(second, "b")) == (a0 - 25, b0 + 25)
+    assert _prepared(url) == [] and _prepared(second) == []

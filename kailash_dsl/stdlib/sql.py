@@ -245,6 +245,135 @@ async def _pg_run(url: str, sql: str, params: Any, write: bool) -> dict[str, Any
     return {"rowcount": rowcount, "lastrowid": lastrowid}
 
 
+# ----------------------------------------------------------------------------- 2PC
+
+
+def _gid(ctx: Any) -> str:
+    """The prepared transaction's name: stable for a step across retries and resumes."""
+    import hashlib
+
+    key = str(getattr(ctx, "idempotency_key", "") or "")
+    if not key:
+        raise NodeError("SqlError", "TxExecute needs ctx.idempotency_key (run it with kflow)")
+    gid = f"kflow:{key}"
+    if len(gid) > 190:  # PostgreSQL allows 200 bytes
+        gid = "kflow:" + hashlib.sha256(key.encode()).hexdigest()
+    return gid
+
+
+class PgParticipant:
+    """``std.sql.TxExecute``: a PostgreSQL statement as a 2PC participant.
+
+    ``prepare`` runs the statement in its own transaction and ends it with ``PREPARE
+    TRANSACTION <gid>``, where ``gid`` comes from the step's idempotency key, so the
+    change survives a crash of this process and of the server. ``commit`` and ``abort``
+    open a fresh connection (they may run in another process after a resume) and finish
+    the prepared transaction if it still exists, so calling them twice is harmless.
+    A prepare re-run for the same step first rolls back what an earlier attempt left
+    prepared.
+    """
+
+    def __init__(self) -> None:
+        self._urls: dict[str, str] = {}  # gid -> URL, for commit/abort in this process
+
+    def _finish(self, verb: str, url: str, gid: str) -> bool:
+        psycopg = _psycopg()
+        from psycopg import sql as pgsql
+
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                found = conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", [gid]).fetchone()
+                if found:
+                    conn.execute(pgsql.SQL(verb + " PREPARED {}").format(pgsql.Literal(gid)))
+                return bool(found)
+        except psycopg.Error as exc:
+            raise NodeError("SqlError", f"{verb} PREPARED {gid!r} failed: {exc}") from exc
+
+    def prepare(self, db: str, sql: str, params: list[Any] | None = None, *, ctx: Any) -> dict[str, Any]:
+        if not is_postgres(db):
+            raise NodeError("SqlError", "TxExecute needs a postgresql:// URL (SQLite has no two-phase commit)")
+        psycopg = _psycopg()
+        from psycopg import sql as pgsql
+
+        gid = _gid(ctx)
+        url = str(db)
+        _remember(url, ctx)
+        self._finish("ROLLBACK", url, gid)  # left over from an attempt that crashed
+        try:
+            with psycopg.connect(url) as conn:
+                with conn.cursor() as cur:
+                    cur.execute(sql, _pg_params(params) or None)
+                    raw = cur.fetchall() if cur.description else []
+                    rowcount = max(cur.rowcount, 0)
+                conn.execute(pgsql.SQL("PREPARE TRANSACTION {}").format(pgsql.Literal(gid)))
+        except psycopg.Error as exc:
+            raise _sql_error(exc, sql) from exc
+        self._urls[gid] = url
+        lastrowid = None
+        if raw and isinstance(raw[-1][0], int) and not isinstance(raw[-1][0], bool):
+            lastrowid = raw[-1][0]
+        return {"rowcount": rowcount, "lastrowid": lastrowid}
+
+    def _end(self, verb: str, ctx: Any) -> None:
+        gid = _gid(ctx)
+        url = self._urls.pop(gid, None) or _find_prepared(gid, ctx)
+        if url is not None:
+            self._finish(verb, url, gid)
+
+    def commit(self, *, ctx: Any) -> None:
+        self._end("COMMIT", ctx)
+
+    def abort(self, *, ctx: Any) -> None:
+        self._end("ROLLBACK", ctx)
+
+
+# The runtime passes only ``ctx`` to commit/abort. Within one process the participant
+# remembers which server it prepared on; after a restart it looks the prepared
+# transaction up on every server TxExecute has prepared on, listed (URLs only) in
+# ``<.kflow folder>/.kflow/pg-2pc.json`` (or $KFLOW_PG_2PC_REGISTRY).
+def _registry_path(ctx: Any):
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("KFLOW_PG_2PC_REGISTRY")
+    return Path(env) if env else resolve_path(".kflow/pg-2pc.json", ctx)
+
+
+def _remember(url: str, ctx: Any) -> None:
+    path = _registry_path(ctx)
+    try:
+        urls = set(_json.loads(path.read_text())) if path.exists() else set()
+    except (OSError, ValueError):
+        urls = set()
+    if url in urls:
+        return
+    urls.add(url)
+    try:
+        from .file import atomic_write
+
+        atomic_write(path, _json.dumps(sorted(urls)).encode())
+    except OSError:
+        pass
+
+
+def _find_prepared(gid: str, ctx: Any) -> str | None:
+    """After a restart: which remembered server holds the prepared transaction ``gid``."""
+    path = _registry_path(ctx)
+    try:
+        urls = _json.loads(path.read_text()) if path.exists() else []
+    except (OSError, ValueError):
+        return None
+    psycopg = _psycopg()
+    for url in urls:
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                if conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", [gid]).fetchone():
+                    return url
+        except psycopg.Error:
+            continue
+    return None
+
+
 # ----------------------------------------------------------------------------- nodes
 
 
@@ -282,4 +411,4 @@ async def close_all() -> None:
             pass
 
 
-__all__ = ["query", "execute", "close_all", "is_postgres"]
+__all__ = ["query", "execute", "close_all", "is_postgres", "PgParticipant"]
