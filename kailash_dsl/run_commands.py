@@ -69,11 +69,8 @@ def _print_result(result: dict, fmt: str, elapsed: float | None = None) -> None:
 
 
 def _run_async(coro):
-    from .runtime.nodes import executor
-
     loop = asyncio.new_event_loop()
     try:
-        loop.set_default_executor(executor())
         return loop.run_until_complete(coro)
     finally:
         try:

@@ -132,7 +132,7 @@ def executor() -> ThreadPoolExecutor:
     serialise a fan-out of blocking reads on a 2-core machine).
     """
     global _EXECUTOR
-    if _EXECUTOR is None:
+    if _EXECUTOR is None or getattr(_EXECUTOR, "_shutdown", False):
         _EXECUTOR = ThreadPoolExecutor(max_workers=256, thread_name_prefix="kflow-step")
     return _EXECUTOR
 

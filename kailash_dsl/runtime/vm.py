@@ -129,6 +129,17 @@ class _InFlight:
         self.task, self.effects, self.group, self.tx = task, effects, group, tx
 
 
+_NOT_INLINE = object()
+
+
+def _covers(mine: frozenset, theirs: frozenset) -> bool:
+    """Does a step with effects ``mine`` write over everything ``theirs`` touches?"""
+    for _e, r in theirs:
+        if ("write", None) not in mine and ("write", r) not in mine:
+            return False
+    return True
+
+
 def _json_dumps(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
@@ -403,15 +414,65 @@ class Run:
     def start_step(self, frame: Frame, spec: B.StepSpec) -> None:
         slots = frame.slots
         pend = [slots[s] for s in spec.reads if isinstance(slots[s], _PENDING)]
+        if not pend and not spec.effects and spec.fallback is None and spec.kind == "node":
+            fast = self._inline(frame, spec)
+            if fast is not _NOT_INLINE:
+                slots[spec.slot] = fast
+                return
         preds = self.conflicting(spec.effects, frame)
         task = asyncio.ensure_future(self.step_task(frame, spec, pend, preds))
         slots[spec.slot] = task
         frame.scope.tasks.append(task)
         task.add_done_callback(self._note_failure(frame.scope))
         if spec.effects:
+            if frame.group is None and preds:
+                # a pred whose every effect this step writes over is now implied by this
+                # step (anyone conflicting with it conflicts with us, and we wait for it)
+                covered = {p for p in preds if _covers(spec.effects, self._effects_of(p))}
+                if covered:
+                    self.inflight = [f for f in self.inflight if f.task not in covered]
             self.inflight.append(_InFlight(task, spec.effects, frame.group, frame.tx))
             if len(self.inflight) > 64:
                 self.inflight = [f for f in self.inflight if not f.task.done()]
+
+    def _effects_of(self, task) -> frozenset:
+        for f in self.inflight:
+            if f.task is task:
+                return f.effects
+        return frozenset({("write", None)})
+
+    def _inline(self, frame: Frame, spec: B.StepSpec) -> Any:
+        """A pure, synchronous node whose inputs are ready runs right here (§12)."""
+        node = self.prog.nodes[spec.target]
+        if node.retry is not None and node.retry.attempts > 1 or spec.retry is not None \
+                or node.timeout_ms or spec.timeout_ms or node.circuit_breaker or node.bulkhead:
+            return _NOT_INLINE
+        try:
+            impl = N.load_impl(node)
+        except KflowError:
+            return _NOT_INLINE
+        if impl.is_async:
+            return _NOT_INLINE
+        slots = frame.slots
+        if spec.when is not None and not self.eval(spec.when, slots, None, frame):
+            return None
+        args = self.args_of(frame, spec, node.params)
+        key = frame.prefix + spec.key
+        if impl.wants_ctx:
+            args["ctx"] = N.StepContext(self.run_id, key, 1, f"{self.run_id}:{key}",
+                                        self.base_dir, self._logger(key))
+        try:
+            value = impl.fn(**args)
+        except KflowError as exc:
+            raise KflowError(exc.kind, exc.message, exc.step or key) from None
+        except Exception as exc:
+            kind, msg = N.describe_exception(exc)
+            raise KflowError(kind, self.redact(msg), key) from None
+        try:
+            return T.check_value(node.result, value, node.name)
+        except T.ValueMismatch as exc:
+            raise KflowError("TypeError", f"node `{node.name}` returned a value that does not "
+                             f"match its result type: {exc}", key) from None
 
     def conflicting(self, effects: frozenset, frame: Frame) -> list:
         if not effects:
@@ -434,8 +495,9 @@ class Run:
         slots = frame.slots
         for p in pend:
             await p  # a failed dependency fails this step with the same error
-        if preds:
-            await asyncio.wait(preds)
+        for p in preds:
+            if not p.done():
+                await asyncio.wait((p,))
         if frame.scope.chain_failure() is not None:
             raise _Aborted()
         for s in spec.reads:
