@@ -226,6 +226,27 @@ def graph(
     raise typer.Exit(cmd_graph(file, workflow, format))
 
 
+@app.command()
+def emit(
+    target: str = typer.Argument(..., metavar="python|openapi|mcp|jsonschema",
+                                 help="What to generate."),
+    files: List[Path] = typer.Argument(..., metavar="FILE...", help="The .kflow files."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out",
+                                       help="Write here instead of stdout."),
+) -> None:
+    """Generate code or schemas from checked .kflow files.
+
+    Examples:\n
+      kflow emit jsonschema orders.kflow -o orders.schema.json\n
+      kflow emit openapi orders.kflow payments.kflow -o openapi.json\n
+      kflow emit mcp orders.kflow          # the MCP tools/list result\n
+      kflow emit python orders.kflow -o orders.py   # the eject: no journal
+    """
+    from .emit import run_emit
+
+    raise typer.Exit(run_emit(target, [str(f) for f in files], str(out) if out else None))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the Typer app (the installed `kflow` script enters via kailash_dsl.launcher)."""
     app(args=argv, prog_name="kflow")

@@ -42,6 +42,7 @@ from .common import (
     snake_case,
     type_key,
 )
+from .pywrap import wrap
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -73,12 +74,12 @@ _BINARY = {"or": P_OR, "and": P_AND, "==": P_CMP, "!=": P_CMP, "<": P_CMP, "<=":
            "/": P_MUL, "//": P_MUL, "%": P_MUL}
 
 
-def py_str(s: str) -> str:
-    """A double-quoted Python string literal."""
-    out = ['"']
+def py_str(s: str, quote: str = '"') -> str:
+    """A Python string literal in ``quote``s (double by default)."""
+    out = [quote]
     for ch in s:
-        if ch == '"':
-            out.append('\\"')
+        if ch == quote:
+            out.append("\\" + quote)
         elif ch == "\\":
             out.append("\\\\")
         elif ch == "\n":
@@ -91,11 +92,11 @@ def py_str(s: str) -> str:
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
-    out.append('"')
+    out.append(quote)
     return "".join(out)
 
 
-def py_literal(v: Any) -> str:
+def py_literal(v: Any, quote: str = '"') -> str:
     if v is None or isinstance(v, bool):
         return repr(v)
     if isinstance(v, int):
@@ -107,13 +108,14 @@ def py_literal(v: Any) -> str:
             return 'float("inf")' if v > 0 else 'float("-inf")'
         return repr(v)
     if isinstance(v, str):
-        return py_str(v)
+        return py_str(v, quote)
     if isinstance(v, (bytes, bytearray)):
         return repr(bytes(v))
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(py_literal(x) for x in v) + "]"
+        return "[" + ", ".join(py_literal(x, quote) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{py_str(str(k))}: {py_literal(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{py_str(str(k), quote)}: {py_literal(x, quote)}"
+                               for k, x in v.items()) + "}"
     return repr(v)
 
 
@@ -194,7 +196,7 @@ class ModuleGen:
         self.node_blocks: list[str] = []
         self.node_names: dict[int, str] = {}  # id(NodeInfo) -> constant
         self.impl_names: dict[str, str] = {}  # "mod:attr" -> python name
-        self.impl_imports: dict[str, list[tuple[str, str]]] = {}
+        self.module_imports: dict[str, tuple[str, str]] = {}  # module -> (name, line)
         self.const_blocks: list[str] = []
         self.const_names: dict[int, str] = {}
         self.wf_names: dict[int, str] = {}
@@ -320,7 +322,7 @@ class ModuleGen:
             f"The kflow record `{t.show()}`." if not t.name else f"The kflow type `{t.name}`.")
         lines += _docstring(doc, 1)
         lines.append("")
-        lines.append("    model_config = RECORD")
+        lines.append("    model_config = RECORD_CONFIG")
         if body:
             lines.append("")
             lines += ["    " + b for b in body]
@@ -359,8 +361,10 @@ class ModuleGen:
         if id(n) in self.node_names:
             return self.node_names[id(n)]
         comp = self.node(n.compensate) if n.compensate is not None else None
-        name = self.claim(_upper_snake(n.name),
-                          n.module.name if n.module is not self.program.entry else None)
+        base = _upper_snake(n.name)
+        alts = [f"{_upper_snake(n.module.name.replace('.', '_'))}_{base}"] \
+            if n.module is not self.program.entry else []
+        name = self.names.claim(base, [*alts, f"{base}_NODE"])
         self.node_names[id(n)] = name
         impl = self.impl(n)
         args = [py_str(n.name), impl]
@@ -397,27 +401,39 @@ class ModuleGen:
         return name
 
     def impl(self, n: NodeInfo) -> str:
+        """``module.attr`` for ``@impl("module:attr")``, importing the module once."""
         ref = n.impl
         if not ref or ":" not in ref:
             return self._missing_impl(n)
         if ref in self.impl_names:
             return self.impl_names[ref]
         mod, attr = ref.split(":", 1)
-        head = attr.split(".", 1)[0]
-        local = self.names.claim(head, [f"{snake_case(mod.replace('.', '_'))}_{head}"]) \
-            if (mod, head) not in {(m, a) for m, pairs in self.impl_imports.items()
-                                   for a, _ in pairs} else \
-            next(loc for a, loc in self.impl_imports[mod] if a == head)
-        pairs = self.impl_imports.setdefault(mod, [])
-        if (head, local) not in pairs:
-            pairs.append((head, local))
-        expr = local + attr[len(head):]
+        local = self.module_alias(mod)
+        expr = f"{local}.{attr}"
         if n.transactional:
             inst = self.names.claim(_upper_snake(n.name) + "_PARTICIPANT")
-            self.node_blocks.append(f"{inst} = {expr}()")
+            self.node_blocks.append(f"#: The 2PC participant of {n.name}: one instance per "
+                                    f"process.\n{inst} = {expr}()")
             expr = inst
         self.impl_names[ref] = expr
         return expr
+
+    def module_alias(self, mod: str) -> str:
+        """The local name of an implementation module (``import m`` / ``from p import m``)."""
+        if mod in self.module_imports:
+            return self.module_imports[mod][0]
+        if mod in MODULE_NAMES:  # a module the prelude imports already
+            self.module_imports[mod] = (mod, "")
+            return mod
+        pkg, _, last = mod.rpartition(".")
+        local = self.names.claim(last, [f"{snake_case(mod.replace('.', '_'))}",
+                                        f"{last}_impl"])
+        if pkg:
+            line = f"from {pkg} import {last}" + (f" as {local}" if local != last else "")
+        else:
+            line = f"import {mod}" + (f" as {local}" if local != mod else "")
+        self.module_imports[mod] = (local, line)
+        return local
 
     def _missing_impl(self, n: NodeInfo) -> str:
         name = self.names.claim(snake_case(n.name) + "_missing")
@@ -426,17 +442,18 @@ class ModuleGen:
             f"    raise NotImplementedError({py_str(n.qualname + ' has no @impl')})")
         return name
 
-    def import_lines(self) -> list[str]:
-        out = []
-        for mod in sorted(self.impl_imports):
-            pairs = sorted(self.impl_imports[mod])
-            names = ", ".join(a if a == loc else f"{a} as {loc}" for a, loc in pairs)
-            line = f"from {mod} import {names}"
-            if len(line) > 88:
-                line = f"from {mod} import (\n" + "".join(
-                    f"    {a if a == loc else f'{a} as {loc}'},\n" for a, loc in pairs) + ")"
-            out.append(line)
-        return out
+    def import_lines(self) -> str:
+        """The node implementations' modules and pydantic, sorted the way isort does."""
+        pyd = ["BaseModel", "BeforeValidator", "ConfigDict", "PlainSerializer",
+               "TypeAdapter", "ValidationError"]
+        if self.uses_field:
+            pyd.insert(3, "Field")
+        straight = sorted((ln for _, ln in self.module_imports.values()
+                           if ln.startswith("import ")), key=_isort_module)
+        froms = [ln for _, ln in self.module_imports.values() if ln.startswith("from ")]
+        froms.append("from pydantic import (\n" + "".join(f"    {n},\n" for n in pyd) + ")")
+        froms.sort(key=_isort_module)
+        return "\n".join(straight + froms)
 
     # -- workflows
 
@@ -449,11 +466,16 @@ class ModuleGen:
         return self.wf_names[id(wf)]
 
 
+def _isort_module(line: str) -> str:
+    """isort's key for an import line: the module name, case-insensitively."""
+    return line.split()[1].lower()
+
+
 def _docstring(doc: str, level: int) -> list[str]:
     pad = "    " * level
     doc = doc.strip().replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     lines = doc.splitlines()
-    if len(lines) == 1 and len(pad) + len(lines[0]) + 6 <= 88:
+    if len(lines) == 1:
         return [f'{pad}"""{lines[0]}"""']
     out = [f'{pad}"""{lines[0]}']
     if len(lines) > 1:
@@ -475,6 +497,13 @@ class ExprGen:
         self.fn = fn
         self.program = mod.program
         self.comp_vars: dict[str, str] = {}
+        self.q = '"'  # single quotes inside f-string replacement fields
+
+    def s(self, text: str) -> str:
+        return py_str(text, self.q)
+
+    def lit(self, value: Any) -> str:
+        return py_literal(value, self.q)
 
     def code(self, e: A.Expr, prec: int = P_LAMBDA) -> str:
         src, p = self.expr(e)
@@ -487,36 +516,52 @@ class ExprGen:
         return m(e)
 
     def e_Literal(self, e: A.Literal) -> tuple[str, int]:
-        code = py_literal(e.value)
+        code = self.lit(e.value)
         return code, (P_UNARY if code.startswith("-") else P_ATOM)
 
     def e_Interpolated(self, e: A.Interpolated) -> tuple[str, int]:
-        parts: list[str] = []
-        simple = True
-        for p in e.parts:
-            if isinstance(p, str):
-                parts.append(p.replace("{", "{{").replace("}", "}}"))
-                continue
-            code = self.code(p, P_IF + 1)
-            if self.program.types.get(p) != T.STR:
-                code = f"text({code})"
-            if any(c in code for c in "\"'\\{}") or "\n" in code:
-                simple = False
-            parts.append("{" + code + "}")
-        if simple:
-            body = py_str("".join(parts))
-            return ("f" + body if "{" in "".join(
-                x for x in parts if x.startswith("{") and not x.startswith("{{")) else body,
-                P_ATOM)
+        outer = self.q
+        self.q = "'"
+        fields: list[tuple[str, int, bool] | None] = []
+        try:
+            for p in e.parts:
+                if isinstance(p, str):
+                    fields.append(None)
+                    continue
+                code, prec = self.expr(p)
+                fields.append((code, prec, self.program.types.get(p) == T.STR))
+        finally:
+            self.q = outer
+
+        def field_code(f: tuple[str, int, bool], need: int) -> str:
+            code, prec, is_str = f
+            if not is_str:
+                return f"text({code})"
+            return f"({code})" if prec < need else code
+
+        usable = outer == '"' and all(
+            f is None or not any(ch in field_code(f, P_IF + 1) for ch in '"\\{}\n')
+            for f in fields)
+        if usable:
+            text = []
+            for p, f in zip(e.parts, fields):
+                if f is None:
+                    text.append(str(p).replace("{", "{{").replace("}", "}}"))
+                else:
+                    text.append("{" + field_code(f, P_IF + 1) + "}")
+            if all(f is None for f in fields):
+                return self.s("".join(str(p) for p in e.parts)), P_ATOM
+            return "f" + py_str("".join(text)), P_ATOM
         pieces = []
-        for p in e.parts:
-            if isinstance(p, str):
+        for p, f in zip(e.parts, fields):
+            if f is None:
                 if p:
-                    pieces.append(py_str(p))
+                    pieces.append(self.s(str(p)))
             else:
-                code = self.code(p, P_ADD + 1)
-                pieces.append(code if self.program.types.get(p) == T.STR else f"text({code})")
-        return " + ".join(pieces) or '""', P_ADD
+                pieces.append(field_code(f, P_ADD + 1))
+        if not pieces:
+            return self.s(""), P_ATOM
+        return " + ".join(pieces), (P_ADD if len(pieces) > 1 else P_POSTFIX)
 
     def e_Name(self, e: A.Name) -> tuple[str, int]:
         if e.id in self.comp_vars:
@@ -535,7 +580,7 @@ class ExprGen:
         if ref.kind == "const":
             return self.mod.const(ref.target), P_ATOM
         if ref.kind == "enum_member":
-            return py_str(ref.target[1]), P_ATOM
+            return self.s(ref.target[1]), P_ATOM
         raise NotImplementedError(f"`{ref.kind}` is not a value at {e.span}")
 
     def e_Attribute(self, e: A.Attribute) -> tuple[str, int]:
@@ -544,15 +589,15 @@ class ExprGen:
             return self._ref(ref, e)
         base = self.program.names.get(e.obj)
         if base is not None and base.kind == "enum":
-            return py_str(e.name), P_ATOM
+            return self.s(e.name), P_ATOM
         if e.optional:
             obj = self.code(e.obj, P_POSTFIX)
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", obj):
-                return f"None if {obj} is None else {obj}[{py_str(e.name)}]", P_IF
+                return f"None if {obj} is None else {obj}[{self.s(e.name)}]", P_IF
             tmp = self.fn.temp("maybe") if self.fn else "maybe"
             return ((f"None if ({tmp} := {self.code(e.obj, P_IF + 1)}) is None "
-                    f"else {tmp}[{py_str(e.name)}]"), P_IF)
-        return f"{self.code(e.obj, P_POSTFIX)}[{py_str(e.name)}]", P_POSTFIX
+                    f"else {tmp}[{self.s(e.name)}]"), P_IF)
+        return f"{self.code(e.obj, P_POSTFIX)}[{self.s(e.name)}]", P_POSTFIX
 
     def e_Index(self, e: A.Index) -> tuple[str, int]:
         return f"{self.code(e.obj, P_POSTFIX)}[{self.code(e.index)}]", P_POSTFIX
@@ -565,13 +610,24 @@ class ExprGen:
     def e_Binary(self, e: A.Binary) -> tuple[str, int]:
         op = e.op
         if op == "??":
-            left = self.code(e.left, P_IF + 1)
             right = self.code(e.right, P_IF)
-            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", left):
+            left_e = e.left
+            if isinstance(left_e, A.Attribute) and left_e.optional \
+                    and self.program.names.get(left_e) is None and _cheap(left_e.obj):
+                obj = self.code(left_e.obj, P_POSTFIX)
+                item = f"{obj}[{self.s(left_e.name)}]"
+                return (f"{item} if {obj} is not None and {item} is not None else {right}",
+                        P_IF)
+            left = self.code(e.left, P_IF + 1)
+            if _cheap(left_e):
                 return f"{left} if {left} is not None else {right}", P_IF
             tmp = self.fn.temp("value") if self.fn else "value"
             return f"{tmp} if ({tmp} := {left}) is not None else {right}", P_IF
         prec = _BINARY[op]
+        if op in ("==", "!=") and (_is_null(e.left) or _is_null(e.right)):
+            other = e.right if _is_null(e.left) else e.left
+            test = "is" if op == "==" else "is not"
+            return f"{self.code(other, P_CMP + 1)} {test} None", P_CMP
         if prec == P_CMP:
             return (f"{self.code(e.left, P_CMP + 1)} {op} {self.code(e.right, P_CMP + 1)}",
                     P_CMP)
@@ -585,7 +641,7 @@ class ExprGen:
         return "[" + ", ".join(self.code(x) for x in e.items) + "]", P_ATOM
 
     def e_RecordLit(self, e: A.RecordLit) -> tuple[str, int]:
-        items = [f"{py_str(f.name)}: {self.code(f.value)}" for f in e.fields]
+        items = [f"{self.s(f.name)}: {self.code(f.value)}" for f in e.fields]
         t = self.program.types.get(e)
         if isinstance(t, T.Optional):
             t = t.inner
@@ -595,13 +651,13 @@ class ExprGen:
                 if f.name in given:
                     continue
                 if f.has_default:
-                    items.append(f"{py_str(f.name)}: {py_literal(f.default)}")
+                    items.append(f"{self.s(f.name)}: {self.lit(f.default)}")
                 elif T.is_optional(f.type):
-                    items.append(f"{py_str(f.name)}: None")
+                    items.append(f"{self.s(f.name)}: None")
         return "{" + ", ".join(items) + "}", P_ATOM
 
     def e_MapLit(self, e: A.MapLit) -> tuple[str, int]:
-        return "{" + ", ".join(f"{py_str(m.key)}: {self.code(m.value)}"
+        return "{" + ", ".join(f"{self.s(m.key)}: {self.code(m.value)}"
                                for m in e.entries) + "}", P_ATOM
 
     def e_Comprehension(self, e: A.Comprehension) -> tuple[str, int]:
@@ -670,6 +726,8 @@ class ExprGen:
         if name == "round":
             if len(args) == 1:
                 return f"round({c(0)})", P_POSTFIX
+            if ty[0] == T.FLOAT:
+                return f"round({c(0)}, {c(1)})", P_POSTFIX
             return f"float(round({c(0)}, {c(1)}))", P_POSTFIX
         if name == "range":
             return f"list(range({c(0)}))", P_POSTFIX
@@ -1005,9 +1063,13 @@ class FunctionGen:
         self.w.line(")")
 
     def _target_of(self, it: _Item) -> str | None:
-        if isinstance(it.stmt, A.Let):
+        if isinstance(it.stmt, A.Let) and self._used(it.stmt):
             return self.local_name(it.stmt.name)
         return None
+
+    def _used(self, s: A.Let) -> bool:
+        b = self.program.bindings.get(s)
+        return b is None or b.used
 
     def _assign(self, target: str | None, rhs: str) -> None:
         if target is None:
@@ -1017,6 +1079,9 @@ class FunctionGen:
 
     def value(self, it: _Item) -> None:
         s = it.stmt
+        if isinstance(s, A.Let) and not self._used(s):
+            self.w.line(f"# `{s.name}` is never used")
+            return
         if isinstance(s, A.Let):
             code = self.ex.code(s.value)
             if s.when is not None:
@@ -1151,6 +1216,8 @@ class FunctionGen:
         elem = self.mod.hint_ann(self._yield_type(f)) if yields else "None"
         ret = elem if single else (f"list[{elem}]" if yields else "None")
         has_return = any(isinstance(x, A.Return) for x in A.walk(f.body))
+        if self.w.lines and not self.w.lines[-1].rstrip().endswith(":"):
+            self.w.line("")
         self.w.line(f"async def {body_fn}({var}: Any) -> {ret}:")
         self.w.indent()
         self.keys.append(set())
@@ -1294,8 +1361,21 @@ class FunctionGen:
                     f"step_key({py_str(key)}))")
 
 
+def _is_null(e: Any) -> bool:
+    return isinstance(e, A.Literal) and e.kind == "null"
+
+
+def _cheap(e: Any) -> bool:
+    """A pure expression cheap enough to write twice: a name or a chain of fields."""
+    if isinstance(e, A.Name):
+        return True
+    if isinstance(e, A.Attribute) and not e.optional:
+        return _cheap(e.obj)
+    return False
+
+
 def _fmt_ms(ms: int) -> str:
-    from ..grammar.parser import format_duration
+    from ..durations import format_duration
     return format_duration(ms)
 
 
@@ -1373,6 +1453,15 @@ def emit(program: Program, source: str | None = None) -> str:
     # names first, so the workflows keep the plainest names
     for wf in workflows:
         mod.workflow_name(wf)
+    for wf in workflows:
+        for sub in A.walk(wf.decl.body):
+            if isinstance(sub, A.Call):
+                t = program.calls.get(sub)
+                if t is not None and t.kind == "node":
+                    mod.node(t.target)
+            ref = program.names.get(sub) if isinstance(sub, (A.Name, A.Attribute)) else None
+            if ref is not None and ref.kind == "const":
+                mod.const(ref.target)
     # the declared types of the file, in source order
     from .jsonschema import declared_types
     for sym in declared_types(program):
@@ -1418,13 +1507,12 @@ def emit(program: Program, source: str | None = None) -> str:
         source=src,
         usage=usage,
         literal=mod.uses_literal,
-        field=mod.uses_field,
-        impl_imports=mod.import_lines(),
+        imports=mod.import_lines(),
         prelude=mod.prelude,
-        types=mod.type_blocks,
-        consts=mod.const_blocks,
-        nodes=mod.node_blocks or ["# (no nodes)"],
-        workflows=bodies,
+        types=wrap("\n\n\n".join(mod.type_blocks)) or "# (no types)",
+        consts=wrap("\n".join(mod.const_blocks)),
+        nodes=wrap("\n\n".join(mod.node_blocks)) or "# (no nodes)",
+        workflows=wrap("\n\n\n".join(bodies)),
         registry=reg_lines,
         entry=", ".join(py_str(wf.name) for wf in entry),
     )
@@ -1437,7 +1525,7 @@ def _input_model(mod: ModuleGen, wf: WorkflowInfo) -> str:
     lines = [f"class {name}(BaseModel):"]
     lines += _docstring(f"The input of `{wf.name}`.", 1)
     lines.append("")
-    lines.append("    model_config = INPUT")
+    lines.append("    model_config = INPUT_CONFIG")
     if wf.params:
         lines.append("")
     for p in wf.params:
