@@ -280,22 +280,17 @@ class StmtChecker:
 
     def s_Return(self, s: A.Return) -> bool:
         wf = self.wf
-        declared = wf.decl.result is not None and wf.result != T.NULL
         if s.value is None:
-            if declared:
+            if wf.decl.result is not None and wf.result != T.NULL:
                 self.report("E0205", f"`return` without a value in workflow `{wf.name}`, "
                                      f"which returns `{wf.result.show()}`", s.span,
                             help="write `return <value>`")
             return True
-        if not declared:
+        if wf.decl.result is None:
             self.expr(s.value)
-            if wf.decl.result is None:
-                self.report("E0205", f"workflow `{wf.name}` declares no result type, but "
-                                     f"returns a value", s.value.span,
-                            help=f"declare it: `workflow {wf.name}(...) -> <type>`")
-            else:
-                self.report("E0205", f"workflow `{wf.name}` returns `null`, found a value",
-                            s.value.span)
+            self.report("E0205", f"workflow `{wf.name}` declares no result type, but "
+                                 f"returns a value", s.value.span,
+                        help=f"declare it: `workflow {wf.name}(...) -> <type>`")
             return True
         self.expect(s.value, wf.result, code="E0205", what="wrong return type")
         return True
