@@ -189,11 +189,29 @@ def show(
     run_id: str = typer.Argument(..., metavar="RUN_ID"),
     db: Optional[str] = typer.Option(None, "--db", help="Journal file."),
     format: str = typer.Option("human", "--format", help="human | json"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Stream events live until the "
+                                "run ends."),
 ) -> None:
     """Show a run's timeline: steps, retries, waits, events, result."""
     from .run_commands import cmd_show
 
-    raise typer.Exit(cmd_show(run_id, db, format))
+    raise typer.Exit(cmd_show(run_id, db, format, follow))
+
+
+@app.command()
+def cancel(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file."),
+    format: str = typer.Option("human", "--format", help="human | json"),
+) -> None:
+    """Cancel a running or waiting run.
+
+    It stops at its next step boundary (even when another process drives it), an open
+    saga is compensated, an undecided 2pc is aborted, and the status becomes `cancelled`.
+    """
+    from .run_commands import cmd_cancel
+
+    raise typer.Exit(cmd_cancel(run_id, db, format))
 
 
 @app.command()

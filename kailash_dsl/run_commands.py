@@ -224,13 +224,55 @@ def _ts(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def cmd_show(run_id: str, db: str | None, fmt: str) -> int:
+def cmd_cancel(run_id: str, db: str | None, fmt: str) -> int:
     from .runtime import api
     from .runtime.journal import default_db_path
 
     db_path = Path(db) if db else default_db_path()
     if not db_path.exists():
         return _usage(f"no journal at {db_path}")
+    try:
+        outcome = _run_async(api.cancel(run_id, db=db_path))
+    except api.CannotStart as exc:
+        _err(exc.message)
+        return 2
+    _print_result(outcome.result, fmt)
+    return 0 if outcome.status == "cancelled" else 1
+
+
+def _follow(run_id: str, db_path: Path, fmt: str) -> int:
+    from .runtime import api
+
+    def show(e: dict) -> None:
+        if fmt == "json":
+            sys.stdout.write(json.dumps(e, ensure_ascii=False) + "\n")
+        else:
+            detail = json.dumps(e["data"], ensure_ascii=False) if e["data"] is not None else ""
+            sys.stdout.write(f"{_ts(e['ts'])}  {e['type']:<16} {e['step'] or '':<20} "
+                             f"{detail[:100]}\n")
+        sys.stdout.flush()
+
+    try:
+        rec = _run_async(api.follow(run_id, db_path, show))
+    except api.CannotStart as exc:
+        _err(exc.message)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if fmt != "json" and rec is not None:
+        sys.stdout.write(f"run {run_id} {rec.status}\n")
+    return 0
+
+
+def cmd_show(run_id: str, db: str | None, fmt: str, follow: bool = False) -> int:
+    from .runtime import api
+    from .runtime.journal import default_db_path
+
+    db_path = Path(db) if db else default_db_path()
+    if not db_path.exists():
+        return _usage(f"no journal at {db_path}")
+    if follow:
+        return _follow(run_id, db_path, fmt)
     try:
         rec, steps, events = _run_async(api.show(run_id, db_path))
     except api.CannotStart as exc:

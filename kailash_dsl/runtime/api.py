@@ -212,7 +212,7 @@ async def resume(run_id: str, *, db: str | Path, block_for: float,
 
 
 async def _drive_resume(journal, rec: RunRecord, prog: B.CompiledProgram, block_for: float,
-                        allow_changed: bool) -> Outcome:
+                        allow_changed: bool, cancel: bool = False) -> Outcome:
     wf = prog.workflows.get(rec.workflow) or prog.find_workflow(rec.workflow.rsplit(".", 1)[-1])
     if wf is None:
         raise CannotStart(f"run `{rec.run_id}`: workflow `{rec.workflow}` no longer exists "
@@ -242,27 +242,50 @@ async def _drive_resume(journal, rec: RunRecord, prog: B.CompiledProgram, block_
     values = validate_input(wf, rec.input)
     seq = await journal.next_seq(rec.run_id)
     run = Run(prog, wf, rec.run_id, journal, recorded, block_for, seq)
+    run.cancel_requested = cancel or rec.cancel_requested
     run.event("resumed", None, {"recorded_steps": len(recorded)})
     return await _execute(run, values)
+
+
+async def _watch_cancel(run: Run) -> None:
+    """Notice `kflow cancel` from another process (the journal is the channel)."""
+    while not run.cancel_requested:
+        await asyncio.sleep(0.25)
+        try:
+            if await run.journal.cancel_requested(run.run_id):
+                run.cancel_requested = True
+        except Exception:
+            return
 
 
 async def _execute(run: Run, values: dict) -> Outcome:
     wf = run.wf
     rid = run.run_id
+    watcher = asyncio.ensure_future(_watch_cancel(run))
     try:
         value = await run.execute(values)
     except KflowError as exc:
         err = {"kind": exc.kind, "message": run.redact(exc.message), "step": exc.step or ""}
         await _settle_inflight(run)
-        run.event("failed", err["step"] or None, err)
-        await run.flush({"status": "failed", "error": json.dumps(err), "owner": None,
+        status = "cancelled" if exc.kind == "Cancelled" and run.cancel_requested else "failed"
+        run.event(status, err["step"] or None, err)
+        await run.flush({"status": status, "error": json.dumps(err), "owner": None,
                          "wake_at": None})
-        return Outcome({"run_id": rid, "status": "failed", "output": None, "error": err}, run)
+        return Outcome({"run_id": rid, "status": status, "output": None, "error": err}, run)
     except Park as park:
+        if run.cancel_requested:
+            err = {"kind": "Cancelled", "message": "the run was cancelled", "step": ""}
+            run.event("cancelled", None, err)
+            await run.flush({"status": "cancelled", "error": json.dumps(err), "owner": None,
+                             "wake_at": None})
+            return Outcome({"run_id": rid, "status": "cancelled", "output": None,
+                            "error": err}, run)
         run.event("parked", None, {"reason": park.reason, "wake_at": park.wake_at})
         await run.flush({"status": "waiting", "wake_at": park.wake_at, "owner": None})
         return Outcome({"run_id": rid, "status": "waiting", "output": None, "error": None,
                         "waiting_for": park.reason, "wake_at": park.wake_at}, run)
+    finally:
+        watcher.cancel()
     try:
         output = T.to_json(wf.result, T.check_value(wf.result, value, "result"))
     except T.ValueMismatch as exc:
@@ -282,6 +305,63 @@ async def _settle_inflight(run: Run) -> None:
     live = [f.task for f in run.inflight if not f.task.done()]
     if live:
         await asyncio.wait(live, timeout=30)
+
+
+async def cancel(run_id: str, *, db: str | Path, wait_s: float = 30.0) -> Outcome:
+    """Stop a run: compensate an open saga, abort an undecided 2pc, status `cancelled`.
+
+    A run driven by another live process is asked through the journal and stops at its
+    next step boundary; a waiting (or abandoned) run is driven here to its cancellation.
+    """
+    from .journal import owner_alive
+
+    journal = await open_journal(db)
+    try:
+        rec = await journal.get_run(run_id)
+        if rec is None:
+            raise CannotStart(f"no run `{run_id}` in {db}")
+        if rec.status in FINISHED:
+            raise CannotStart(f"run `{run_id}` is already {rec.status}")
+        await journal.request_cancel(run_id)
+        if rec.status == "running" and rec.owner and rec.owner != owner_id() \
+                and owner_alive(rec.owner):
+            deadline = time.time() + wait_s
+            while time.time() < deadline:
+                await asyncio.sleep(0.1)
+                cur = await journal.get_run(run_id)
+                if cur is not None and cur.status != "running":
+                    return Outcome(cur.result())
+            raise CannotStart(f"asked run `{run_id}` to cancel, but its process "
+                              f"({rec.owner}) has not stopped it within {wait_s:.0f}s")
+        prog = load(rec.source_path)
+        rec.cancel_requested = True
+        return await _drive_resume(journal, rec, prog, 0.0, True, cancel=True)
+    finally:
+        await journal.close()
+
+
+async def follow(run_id: str, db: str | Path, on_event, poll_s: float = 0.2) -> RunRecord:
+    """Call ``on_event(event)`` for every event of the run, live, until it finishes."""
+    journal = await open_journal(db)
+    try:
+        rec = await journal.get_run(run_id)
+        if rec is None:
+            raise CannotStart(f"no run `{run_id}` in {db}")
+        seq = 0
+        while True:
+            for e in await journal.load_events(run_id, seq):
+                seq = e["seq"]
+                on_event(e)
+            rec = await journal.get_run(run_id)
+            if rec is None or rec.status in FINISHED or rec.status == "waiting":
+                for e in await journal.load_events(run_id, seq):
+                    seq = e["seq"]
+                    on_event(e)
+                if rec is None or rec.status in FINISHED:
+                    return rec
+            await asyncio.sleep(poll_s)
+    finally:
+        await journal.close()
 
 
 async def signal(run_id: str, name: str, payload: Any, *, db: str | Path) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -69,6 +69,9 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS signals_run ON signals(run_id, name);
     """,
+    2: """
+    ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    """,
 }
 
 
@@ -91,12 +94,15 @@ class RunRecord:
     created_at: float
     updated_at: float
 
+    cancel_requested: bool = False
+
     @classmethod
     def from_row(cls, row) -> "RunRecord":
         return cls(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5],
                    json.loads(row[6]) if row[6] is not None else None,
                    json.loads(row[7]) if row[7] is not None else None,
-                   row[8], row[9], row[10], row[11])
+                   row[8], row[9], row[10], row[11],
+                   bool(row[12]) if len(row) > 12 else False)
 
     def result(self) -> dict:
         return {"run_id": self.run_id, "status": self.status, "output": self.output,
@@ -268,7 +274,9 @@ class SqliteJournal:
     async def create_run(self, rec: RunRecord) -> None:
         def work(con):
             con.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs (run_id, workflow, program_hash, source_path, input, "
+                "status, output, error, owner, wake_at, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec.run_id, rec.workflow, rec.program_hash, rec.source_path,
                  _dumps(rec.input), rec.status, None, None, rec.owner, None,
                  rec.created_at, rec.updated_at))
@@ -360,6 +368,20 @@ class SqliteJournal:
                             (*run_update.values(), time.time(), run_id))
             con.commit()
         await self._run(work)
+
+    async def request_cancel(self, run_id: str) -> None:
+        def work(con):
+            con.execute("UPDATE runs SET cancel_requested=1, updated_at=? WHERE run_id=?",
+                        (time.time(), run_id))
+            con.commit()
+        await self._run(work)
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        def work(con):
+            row = con.execute("SELECT cancel_requested FROM runs WHERE run_id=?",
+                              (run_id,)).fetchone()
+            return bool(row and row[0])
+        return await self._run(work)
 
     # -- signals ---------------------------------------------------------------
     async def add_signal(self, run_id: str, name: str, payload: Any) -> None:

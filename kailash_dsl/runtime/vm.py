@@ -165,6 +165,8 @@ class Run:
         self.flushes = 0
         self.base_dir = str(Path(prog.path).parent)
         self.steps_run = 0
+        #: set when `kflow cancel` asked for this run (checked at instruction boundaries)
+        self.cancel_requested = False
 
     # -- journal ---------------------------------------------------------------
     def record(self, key: str, ok: bool, value_json: Any, attempts: int = 1,
@@ -535,11 +537,10 @@ class Run:
         key = frame.prefix + spec.key
         value = await self.run_node(node, args, key, frame, spec.retry, spec.timeout_ms)
         tx = frame.tx
-        if tx is not None and node.effect == "write":
-            if tx.pattern == "saga":
-                tx.completed.append((key, node, args, value))
-            elif node.transactional:
-                pass  # registered in run_node when prepared
+        if tx is not None and node.effect == "write" and tx.pattern == "saga":
+            tx.completed.append((key, node, args, value))
+            if node.compensate is None:
+                tx.pivot_done = True  # §8: once the pivot succeeds the saga is done
         return value
 
     async def call_workflow(self, frame: Frame, spec: B.StepSpec) -> Any:
@@ -554,10 +555,14 @@ class Run:
         return await self.run_workflow_frame(sub)
 
     async def run_node(self, node: B.RuntimeNode, args: dict, key: str, frame: Frame,
-                       retry_override=None, timeout_override=None, method: str | None = None
-                       ) -> Any:
+                       retry_override=None, timeout_override=None, method: str | None = None,
+                       compensating: bool = False) -> Any:
         """Run one journaled node call (replaying its recorded outcome when there is one)."""
         rec = self.recorded.get(key)
+        if rec is None and self.cancel_requested and not compensating:
+            # `kflow cancel`: stop before doing anything new; replayed steps still replay
+            # so open sagas and 2pc blocks are rebuilt and can be undone
+            raise KflowError("Cancelled", "the run was cancelled", key)
         tx = frame.tx
         two_pc = (method is None and node.transactional is not None)
         if rec is not None:
@@ -754,7 +759,8 @@ class Run:
             await self.end_scope(scope)
         except KflowError as exc:
             await self._settle(scope)
-            await self.compensate(frame, tx, exc)
+            if not tx.pivot_done:
+                await self.compensate(frame, tx, exc)
             raise exc
 
     async def compensate(self, frame: Frame, tx: TxState, original: KflowError) -> None:
@@ -772,7 +778,7 @@ class Run:
             cargs = {p.name: available[p.name] for p in comp.params if p.name in available}
             try:
                 await self.run_node(comp, cargs, f"{key}.compensate",
-                                    frame.child(scope=Scope(), tx=None))
+                                    frame.child(scope=Scope(), tx=None), compensating=True)
             except KflowError as exc:
                 failure = failure or exc
                 not_undone.append(key)
@@ -840,22 +846,30 @@ class Run:
         if rec is None:
             await self.resolve(frame, ec.reads)
             ms = self.eval(ec, frame.slots, ins, frame)
+            if self.cancel_requested:
+                raise KflowError("Cancelled", "the run was cancelled", full)
             wake_at = time.time() + ms / 1000.0
             self.record(full, True, {"wake_at": wake_at})
             self.event("sleeping", full, {"until": wake_at})
             await self.flush()
         else:
             wake_at = rec[1]["wake_at"]
+        if self.cancel_requested and wake_at > time.time():
+            raise KflowError("Cancelled", "the run was cancelled", full)
         await self._until(wake_at, f"sleep at line {ins.line}")
 
     async def _until(self, wake_at: float, reason: str) -> None:
-        now = time.time()
-        if wake_at <= now:
-            return
-        if wake_at <= self.block_deadline:
-            await asyncio.sleep(wake_at - now)
-            return
-        raise Park(wake_at, reason)
+        while True:
+            now = time.time()
+            if wake_at <= now:
+                return
+            if self.cancel_requested:
+                raise KflowError("Cancelled", "the run was cancelled", "")
+            if wake_at > self.block_deadline:
+                raise Park(wake_at, reason)
+            await asyncio.sleep(min(wake_at - now, 0.25))
+            if self.cancel_requested:
+                raise KflowError("Cancelled", "the run was cancelled", "")
 
     async def run_wait(self, frame: Frame, arg, ins: B.Instr) -> None:
         slot, signal, timeout_ec, key, ptype = arg
@@ -908,6 +922,8 @@ class Run:
                 return
             limit = self.block_deadline if deadline is None else min(deadline,
                                                                      self.block_deadline)
+            if self.cancel_requested:
+                raise KflowError("Cancelled", "the run was cancelled", full)
             if now >= limit:
                 raise Park(deadline, f"waiting for signal `{signal}`")
             await asyncio.sleep(min(0.1, max(0.0, limit - now)))
