@@ -100,17 +100,24 @@ def best_guess(name: str, candidates: list[tuple[str, str]]) -> str | None:
     return best if score >= 0.6 else None
 
 
+_DISPATCH: dict[type, Any] = {}
+
+
+def _no_expr(self, e, expected) -> T.Type:
+    self.report("E0201", "this expression cannot be used here", e.span)
+    return T.UNKNOWN
+
+
 class ExprChecker:
     """Mixin: expression typing. See :class:`kailash_dsl.compiler.checker.Checker`."""
 
     # -- entry points ---------------------------------------------------------------
     def expr(self, e: A.Expr, expected: T.Type | None = None) -> T.Type:
-        method = getattr(self, "x_" + type(e).__name__, None)
+        kind = type(e)
+        method = _DISPATCH.get(kind)
         if method is None:
-            self.report("E0201", "this expression cannot be used here", e.span)
-            t = T.UNKNOWN
-        else:
-            t = method(e, expected)
+            method = _DISPATCH[kind] = getattr(type(self), "x_" + kind.__name__, _no_expr)
+        t = method(self, e, expected)
         self.types[e] = t
         return t
 

@@ -335,7 +335,7 @@ class Checker(ExprChecker, StmtChecker, AttributeChecker, TransactionPlanner):
         if self.error_count != before:
             return None
         try:
-            return self.const_value(e)
+            return coerce(t, self.const_value(e))
         except NotConstant as exc:
             self.report("E0201", f"{what} must be a constant: {exc.why}", exc.node.span)
             return None
@@ -443,7 +443,7 @@ class Checker(ExprChecker, StmtChecker, AttributeChecker, TransactionPlanner):
             info.type = t
             if self.error_count == before and self._state.get(id(info)) == "busy":
                 try:
-                    info.value = self.const_value(decl.value)
+                    info.value = coerce(t, self.const_value(decl.value))
                     self._const_ok.add(id(info))
                 except NotConstant as exc:
                     self.report("E0201", f"constant `{info.name}` must be computable before "
@@ -538,6 +538,15 @@ class Checker(ExprChecker, StmtChecker, AttributeChecker, TransactionPlanner):
             explanations=sorted((x for x in self.explanations if x[0].file in files),
                                 key=lambda x: (x[0].file, x[0].line, x[0].column)),
         )
+
+
+def coerce(t: T.Type, value: Any) -> Any:
+    """A folded constant as a runtime value of its declared type (``1`` → ``1.0`` for a
+    float, record defaults filled); unchanged when it does not fit (already reported)."""
+    try:
+        return T.check_value(t, value)
+    except (T.ValueMismatch, TypeError, ValueError):
+        return value
 
 
 def sort_unique(diags) -> list[Diagnostic]:
