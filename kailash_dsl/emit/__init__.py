@@ -43,6 +43,10 @@ def run_emit(target: str, paths: list[str], out: str | None) -> int:
         print(f"error: unknown emit target `{target}` (python, openapi, mcp, jsonschema)",
               file=sys.stderr)
         return 2
+    if target == "python" and len(paths) != 1:
+        print("error: `kflow emit python` takes exactly one FILE (its imports come along)",
+              file=sys.stderr)
+        return 2
     for p in paths:
         if not Path(p).is_file():
             print(f"error: no such file: {p}", file=sys.stderr)
@@ -53,7 +57,10 @@ def run_emit(target: str, paths: list[str], out: str | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        path = Path(out)
+        path.write_text(text, encoding="utf-8")
+        if target == "python":  # it has a shebang: make it runnable
+            path.chmod(path.stat().st_mode | 0o111)
     else:
         sys.stdout.write(text)
     return 0

@@ -529,7 +529,9 @@ class ExprGen:
                     fields.append(None)
                     continue
                 code, prec = self.expr(p)
-                fields.append((code, prec, self.program.types.get(p) == T.STR))
+                t = self.program.types.get(p)
+                fields.append((code, prec, t == T.STR or isinstance(t, T.EnumT)
+                               or t == T.INT))
         finally:
             self.q = outer
 
@@ -628,6 +630,9 @@ class ExprGen:
             other = e.right if _is_null(e.left) else e.left
             test = "is" if op == "==" else "is not"
             return f"{self.code(other, P_CMP + 1)} {test} None", P_CMP
+        if op == "in" and self._builtin_call(e.right) == "keys":
+            m = e.right.args[0].value
+            return f"{self.code(e.left, P_CMP + 1)} in {self.code(m, P_CMP + 1)}", P_CMP
         if prec == P_CMP:
             return (f"{self.code(e.left, P_CMP + 1)} {op} {self.code(e.right, P_CMP + 1)}",
                     P_CMP)
@@ -662,7 +667,7 @@ class ExprGen:
 
     def e_Comprehension(self, e: A.Comprehension) -> tuple[str, int]:
         var = self.fn.local_name(e.var) if self.fn else e.var
-        iterable = self.code(e.iterable, P_OR)
+        iterable = self.iterable(e.iterable)
         saved = self.comp_vars.get(e.var)
         self.comp_vars[e.var] = var
         try:
@@ -688,6 +693,23 @@ class ExprGen:
             return f"await {self.fn.step_call(e, self.fn.anon_key(e))}", P_AWAIT
         return self.builtin(target.target, e)
 
+    def _builtin_call(self, e: Any) -> str | None:
+        """The builtin ``e`` calls, if it is a builtin call."""
+        if isinstance(e, A.Call):
+            t = self.program.calls.get(e)
+            if t is not None and t.kind == "builtin":
+                return t.target
+        return None
+
+    def iterable(self, e: A.Expr) -> str:
+        """An iterable for ``for``: ``range(n)`` and ``keys(m)`` need no list."""
+        name = self._builtin_call(e)
+        if name == "range":
+            return f"range({self.code(e.args[0].value)})"
+        if name == "keys":
+            return self.code(e.args[0].value, P_OR)
+        return self.code(e, P_OR)
+
     def builtin(self, name: str, e: A.Call) -> tuple[str, int]:
         args = [a.value for a in e.args]
         ty = [self.program.types.get(a) for a in args]
@@ -698,7 +720,11 @@ class ExprGen:
         if name == "len":
             return f"len({c(0)})", P_POSTFIX
         if name == "str":
-            return (c(0), P_LAMBDA) if ty[0] == T.STR else (f"text({c(0)})", P_POSTFIX)
+            if ty[0] == T.STR or isinstance(ty[0], T.EnumT):
+                return self.expr(args[0])
+            return f"text({c(0)})", P_POSTFIX
+        if name in ("sorted", "len") and self._builtin_call(args[0]) == "keys":
+            return f"{name}({self.code(args[0].args[0].value)})", P_POSTFIX
         if name in ("int", "float", "bool", "abs", "sum", "min", "max", "sorted"):
             return f"{name}({c(0)})", P_POSTFIX
         if name == "lower":
@@ -1174,7 +1200,7 @@ class FunctionGen:
         policy = self.program.stmt_policy.get(stmt) or self.program.stmt_policy.get(f)
         conc = policy.concurrency if policy is not None and policy.concurrency else 1
         var = self.local_name(f.var)
-        iterable = self.ex.code(f.iterable)
+        iterable = self.ex.iterable(f.iterable)
         has_steps = self._has_step(f.body)
         yields = [y for y in _own_yields(f.body)]
         if conc > 1 and has_steps:
