@@ -306,9 +306,40 @@ class Effects:
     open_world: bool
 
 
-def effect_summary(wf: WorkflowInfo) -> Effects:
-    """MCP tool hints from the nodes a workflow can reach (sub-workflows included)."""
+def called_nodes(wf: WorkflowInfo, program: Program) -> list[NodeInfo]:
+    """The nodes a workflow calls as steps, through sub-workflow calls too."""
+    out: list[NodeInfo] = []
+    seen: set[int] = set()
+    stack = [wf]
+    while stack:
+        cur = stack.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        for sub in A.walk(cur.decl.body):
+            if isinstance(sub, A.Call):
+                t = program.calls.get(sub)
+                if t is None:
+                    continue
+                if t.kind == "node" and all(n is not t.target for n in out):
+                    out.append(t.target)
+                elif t.kind == "workflow":
+                    stack.append(t.target)
+    return out
+
+
+def effect_summary(wf: WorkflowInfo, program: Program | None = None) -> Effects:
+    """MCP tool hints from the nodes a workflow can reach (sub-workflows included).
+
+    A node reachable only as another's ``@compensate`` does not count: it runs only to
+    undo a write that already counts.
+    """
     nodes = list(wf.reachable_nodes)
+    if program is not None:
+        called = called_nodes(wf, program)
+        undo = {id(n.compensate) for n in nodes if n.compensate is not None}
+        nodes = [n for n in nodes if id(n) not in undo or any(c is n for c in called)]
+        nodes += [c for c in called if all(c is not n for n in nodes)]
     writes = [n for n in nodes if n.effect == "write"]
     return Effects(
         read_only=not writes,

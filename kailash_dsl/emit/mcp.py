@@ -61,7 +61,7 @@ def build_tool(program: Program, wf: WorkflowInfo) -> dict:
     if b.defs:
         input_schema["$defs"] = dict(b.defs)
         output["$defs"] = dict(b.defs)
-    eff = effect_summary(wf)
+    eff = effect_summary(wf, program)
     tool: dict[str, Any] = {
         "name": tool_name(wf),
         "title": title_case(wf.name),
