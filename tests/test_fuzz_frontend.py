@@ -8,6 +8,7 @@ that come out must render in every format.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -121,7 +122,9 @@ KFLOW_ALPHABET = st.sampled_from(list("abcxyzLNW{}()[]<>=!?.:,;@#\"$\\ \t\n_019+
                                  ["let ", "workflow ", "node ", "type ", "for ", "if ",
                                   "return ", "yield ", "import ", "->", "${", '"""', "é", "名"])
 
-FUZZ = settings(max_examples=200, deadline=None,
+#: ~200 examples per test keeps the suite fast; KFLOW_FUZZ_EXAMPLES=5000 for a long hunt.
+FUZZ = settings(max_examples=int(os.environ.get("KFLOW_FUZZ_EXAMPLES", "200")),
+                deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
