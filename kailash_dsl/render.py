@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from . import __version__
 from .diagnostics import CODES, Diagnostic, to_json_dict
@@ -52,7 +52,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _adds_information(message: str, title: str) -> bool:
-    norm = lambda s: " ".join(s.lower().strip().rstrip(".").split())  # noqa: E731
+    norm = lambda s: " ".join(s.lower().strip().rstrip(".").split())
     return bool(message.strip()) and norm(message) != norm(title)
 
 
@@ -114,7 +114,7 @@ class _SourceCache:
                     text = None
             # Lines as the parser counts them: split on "\n" only.
             self._lines[file] = None if text is None else [
-                ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+                ln.removesuffix("\r") for ln in text.split("\n")]
         return self._lines[file]
 
 
@@ -565,8 +565,8 @@ def _sarif_level(code: str) -> str:
 
 
 def _artifact(file: str, cwd: str) -> dict:
-    from urllib.parse import quote
     from pathlib import Path
+    from urllib.parse import quote
 
     if not file:
         return {"uri": "unknown"}

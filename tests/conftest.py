@@ -86,7 +86,7 @@ def _run_subprocess(args, cwd=None, env=None, stdin: str | None = None,
         full_env.update({k: str(v) for k, v in env.items()})
     proc = subprocess.run([sys.executable, "-m", "kailash_dsl", *map(str, args)],
                           cwd=cwd, env=full_env, input=stdin, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

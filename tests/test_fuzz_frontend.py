@@ -53,7 +53,7 @@ def _corpus() -> list[str]:
 
 CORPUS = _corpus()
 _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[A-Za-z_][A-Za-z0-9_]*|\d[\w.]*|\n|[ \t]+|#[^\n]*|'
-                    r'->|\?\?|\?\.|==|!=|<=|>=|//|.', re.S)
+                    r'->|\?\?|\?\.|==|!=|<=|>=|//|.', re.DOTALL)
 
 
 def _tokens(text: str) -> list[str]:

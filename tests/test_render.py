@@ -58,7 +58,7 @@ def test_human_title_only_when_message_adds_nothing(src):
     d = warning("W0001", "unused binding", Span(src, 6, 7, 6, 8))
     out = render.render_human([d], 1)
     assert "warning[W0001]: unused binding" in out
-    assert re.search(r"\|\s+\^$", out, re.M), out  # caret with no repeated message
+    assert re.search(r"\|\s+\^$", out, re.MULTILINE), out  # caret with no repeated message
     assert out.endswith("All checks passed with 1 warning (1 file)")
 
 
@@ -225,10 +225,10 @@ def test_github_lines(src):
     w = warning("W0001", "unused binding `s`", Span(src, 6, 7, 6, 8))
     out = render.render_github([mismatch(src), w], 1).split("\n")
     assert out == [
-        "::error file=sum.kflow,line=6,col=24,endLine=6,endColumn=28,title=E0201::"
-        "expected `int`, found `str`%0Ahelp: convert it: `int(label)`",
-        "::warning file=sum.kflow,line=6,col=7,endLine=6,endColumn=7,title=W0001::"
-        "unused binding `s`",
+        ("::error file=sum.kflow,line=6,col=24,endLine=6,endColumn=28,title=E0201::"
+         "expected `int`, found `str`%0Ahelp: convert it: `int(label)`"),
+        ("::warning file=sum.kflow,line=6,col=7,endLine=6,endColumn=7,title=W0001::"
+         "unused binding `s`"),
     ]
 
 

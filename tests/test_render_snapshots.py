@@ -18,7 +18,7 @@ from kailash_dsl.grammar.parser import parse
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "cases" / "check"
-_DIRECTIVE = re.compile(r"^#\s*check:\s*(.+?)\s*$", re.M)
+_DIRECTIVE = re.compile(r"^#\s*check:\s*(.+?)\s*$", re.MULTILINE)
 
 
 def _not_ok_cases() -> list[Path]:
