@@ -167,7 +167,11 @@ async def start(path: str, workflow: str | None, input_data: Any, *, run_id: str
         now = time.time()
         rec = RunRecord(rid, wf.qualname, prog.program_hash, prog.path, input_data,
                         "running", None, None, owner_id(), None, now, now)
-        await journal.create_run(rec)
+        try:
+            await journal.create_run(rec)
+        except Exception as exc:  # sqlite3.IntegrityError: another process took the id
+            raise CannotStart(f"run `{rid}` was created by another process just now; "
+                              f"resume it with `kflow resume {rid}`") from exc
         run = Run(prog, wf, rid, journal, {}, block_for)
         run.event("started", None, {"workflow": wf.qualname})
         return await _execute(run, values)

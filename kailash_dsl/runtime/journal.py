@@ -302,12 +302,15 @@ class SqliteJournal:
     async def claim(self, run_id: str, owner: str) -> str | None:
         """Take the run for this process. Returns the live owner that refused us, or None."""
         def work(con):
+            con.execute("BEGIN IMMEDIATE")  # two resumers must not both win
             row = con.execute("SELECT owner, status FROM runs WHERE run_id=?",
                               (run_id,)).fetchone()
             if row is None:
+                con.rollback()
                 return "missing"
             cur, status = row
             if status == "running" and cur and cur != owner and owner_alive(cur):
+                con.rollback()
                 return cur
             con.execute("UPDATE runs SET owner=?, status=CASE WHEN status IN "
                         "('waiting','running') THEN 'running' ELSE status END, updated_at=? "

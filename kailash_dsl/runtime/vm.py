@@ -119,6 +119,7 @@ class Frame:
                   tx if tx is not None else self.tx, self.ancestors)
         if not copy:
             slots[0] = self  # keep slot 0 pointing at the owner of the shared slots
+            f.yields = self.yields  # a `yield` inside try/parallel/transaction counts
         return f
 
 
@@ -824,14 +825,18 @@ class Run:
         return True
 
     async def exec_code_replay_only(self, sub: Frame, tx: TxState) -> None:
-        """Collect the participants a crashed 2pc had prepared, without running anything."""
+        """Every participant a crashed 2pc may have prepared, without running anything.
+
+        A prepare that was running when the process died left no record but may have
+        held a change: abort is called for it too (participants must tolerate an abort
+        of something they never prepared, as they tolerate repeated calls).
+        """
         for ins in tx.spec.body.instrs:
             if ins.op is Op.STEP:
                 spec = ins.arg
                 key = sub.prefix + spec.key
-                rec = self.recorded.get(key)
                 node = self.prog.nodes.get(spec.target)
-                if rec is not None and rec[0] and node is not None and node.transactional:
+                if node is not None and node.transactional:
                     tx.prepared.append((key, node))
 
     async def abort_all(self, tx: TxState) -> None:
