@@ -354,3 +354,18 @@ def test_load_program_gives_the_entry_and_its_imports(tmp_path):
     assert {m.name for m in p.modules.values()} == {"main", "lib", "std.core"}
     call = next(c for c in p.calls if isinstance(c, A.Call))
     assert p.calls[call].kind == "workflow" and p.calls[call].target.name == "Square"
+
+
+def test_two_imported_modules_with_the_same_name_clash(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "utils.kflow").write_text("const X = 1\n")
+    (tmp_path / "b" / "utils.kflow").write_text("const Y = 2\n")
+    main = tmp_path / "main.kflow"
+    main.write_text('import "./a/utils.kflow" as ua\nimport "./b/utils.kflow" as ub\n'
+                    "const Z = ua.X + ub.Y\n")
+    p = load_program(str(main))
+    assert errors(p) == ["E0103@2"]
+    assert "module b.utils" in diag(p, "E0103").help
+    (tmp_path / "b" / "utils.kflow").write_text("module b.utils\nconst Y = 2\n")
+    assert errors(load_program(str(main))) == []

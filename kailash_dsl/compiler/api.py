@@ -86,6 +86,7 @@ def check_paths(paths, explain: bool = False) -> CheckResult:
         diags.extend(checker.loader.diagnostics.get(m.path, ()))
     for entry in entries:
         diags.extend(checker.loader.cycle_diagnostics(entry))
+        diags.extend(checker.loader.name_clash_diagnostics(entry))
     diags.extend(checker.diagnostics)
     explanations: list[tuple[Span, str]] = []
     if explain:

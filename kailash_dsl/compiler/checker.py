@@ -523,6 +523,7 @@ class Checker(ExprChecker, StmtChecker, AttributeChecker, TransactionPlanner):
         for m in mods:
             diags.extend(self.loader.diagnostics.get(m.path, ()))
         diags.extend(self.loader.cycle_diagnostics(entry))
+        diags.extend(self.loader.name_clash_diagnostics(entry))
         diags.extend(d for d in self.diagnostics if d.span.file in files)
         return Program(
             entry=entry,

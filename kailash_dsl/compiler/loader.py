@@ -140,6 +140,25 @@ class Loader:
                          "into a third module that both import"))
         return out
 
+    def name_clash_diagnostics(self, entry: ModuleInfo) -> list[Diagnostic]:
+        """E0103 at an import that brings in a second module with an already-used name
+        (qualified names like ``utils.Charge`` must be unique within one program)."""
+        out = []
+        first: dict[str, ModuleInfo] = {}
+        for m in self.reachable(entry):
+            other = first.setdefault(m.name, m)
+            if other is m:
+                continue
+            for importer in self.reachable(entry):
+                for imp, target in importer.imported:
+                    if target is m:
+                        out.append(error(
+                            "E0103", f"module name `{m.name}` is already used by "
+                                     f"`{display_path(other.path)}`", imp.span,
+                            help=f"give one of the files its own name with a `module` "
+                                 f"declaration, e.g. `module {_suggest(m)}`"))
+        return out
+
     # -- internals -----------------------------------------------------------------
     def _cycle_from(self, start: ModuleInfo, prefix: list[ModuleInfo]):
         """The import chain from ``prefix`` through ``start`` that comes back to a module
@@ -248,6 +267,11 @@ class Loader:
         return None
 
 
+def _suggest(m: ModuleInfo) -> str:
+    parent = Path(m.path).parent.name or "lib"
+    return f"{parent}.{m.name}" if parent.isidentifier() else f"my.{m.name}"
+
+
 def _short(m: ModuleInfo) -> str:
     if m.is_std:
         return m.name
@@ -259,4 +283,5 @@ def load(path: str | os.PathLike) -> tuple[ModuleInfo, list[Diagnostic]]:
     (syntax errors, unknown imports, and import cycles at the entry's imports)."""
     loader = Loader()
     entry = loader.load(path)
-    return entry, loader.all_diagnostics() + loader.cycle_diagnostics(entry)
+    return entry, (loader.all_diagnostics() + loader.cycle_diagnostics(entry)
+                   + loader.name_clash_diagnostics(entry))
