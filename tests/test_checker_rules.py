@@ -4,6 +4,7 @@ checker records for later stages (attributes, statement policies, transaction pl
 from __future__ import annotations
 
 from checker_util import codes, diag, errors, prog, wf
+
 from kailash_dsl.compiler.api import check_paths, load_program
 from kailash_dsl.compiler.program import NO_RETRY, READ_RETRY, Backoff, RetryPolicy
 from kailash_dsl.grammar import ast as A

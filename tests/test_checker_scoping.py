@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from checker_util import codes, diag, errors, let_type, prog, wf
+
 from kailash_dsl.compiler.program import ConstInfo, NodeInfo, WorkflowInfo
 from kailash_dsl.grammar import ast as A
 

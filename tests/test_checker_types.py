@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from checker_util import diag, errors, let_type, prog, wf
+
 from kailash_dsl.compiler import types as T
 from kailash_dsl.grammar import ast as A
 

@@ -127,7 +127,7 @@ def test_command_line_json_and_exit_codes(tmp_path: Path) -> None:
     bad = OWN_CHECK / "err_E0207_extra_field.kflow"
     good = OWN_CHECK / "ok_flow.kflow"
     cmd = [sys.executable, "-m", "kailash_dsl", "check", "--format", "json"]
-    proc = subprocess.run(cmd + [str(bad), str(good)], capture_output=True, text=True,
+    proc = subprocess.run(cmd + [str(bad), str(good)], check=False, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
@@ -137,8 +137,8 @@ def test_command_line_json_and_exit_codes(tmp_path: Path) -> None:
     for d in report["diagnostics"]:
         assert set(d) >= {"code", "severity", "file", "line", "column", "end_line",
                           "end_column", "message", "help"}
-    proc = subprocess.run(cmd + [str(good)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd + [str(good)], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = subprocess.run(cmd + [str(tmp_path / "missing.kflow")], capture_output=True,
+    proc = subprocess.run(cmd + [str(tmp_path / "missing.kflow")], check=False, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2

@@ -20,8 +20,14 @@ from ..diagnostics import Diagnostic
 from ..grammar.ast import Span
 from .program import Program
 
-__all__ = ["CheckResult", "check_paths", "check", "load_program", "check_source",
-           "collect_files"]
+__all__ = [
+    "CheckResult",
+    "check",
+    "check_paths",
+    "check_source",
+    "collect_files",
+    "load_program",
+]
 
 
 @dataclass

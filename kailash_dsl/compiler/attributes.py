@@ -16,8 +16,16 @@ from ..diagnostics import did_you_mean
 from ..grammar import ast as A
 from . import types as T
 from .consteval import NotConstant
-from .program import (READ_RETRY, Backoff, ModuleInfo, NameRef, NodeInfo, RetryPolicy,
-                      StmtPolicy, WorkflowInfo)
+from .program import (
+    READ_RETRY,
+    Backoff,
+    ModuleInfo,
+    NameRef,
+    NodeInfo,
+    RetryPolicy,
+    StmtPolicy,
+    WorkflowInfo,
+)
 
 NODE_ATTRS = ("impl", "effect", "compensate", "retry", "timeout", "idempotent",
               "transactional", "circuit_breaker", "bulkhead")

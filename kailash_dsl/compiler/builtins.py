@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import types as T
 
@@ -180,7 +181,7 @@ def format_value(v: Any) -> str:
 
 def _round(x, digits=None):
     if digits is None:
-        return int(math.floor(x + 0.5)) if isinstance(x, float) else int(x)
+        return math.floor(x + 0.5) if isinstance(x, float) else int(x)
     return float(round(x, digits))
 
 

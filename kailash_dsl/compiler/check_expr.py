@@ -15,8 +15,17 @@ from ..diagnostics import did_you_mean
 from ..grammar import ast as A
 from . import types as T
 from .builtins import BUILTIN_NAMES, SIGNATURES, check_builtin
-from .program import (Binding, CallTarget, ConstInfo, EnumInfo, ModuleInfo, NameRef,
-                      NodeInfo, TypeInfo, WorkflowInfo)
+from .program import (
+    Binding,
+    CallTarget,
+    ConstInfo,
+    EnumInfo,
+    ModuleInfo,
+    NameRef,
+    NodeInfo,
+    TypeInfo,
+    WorkflowInfo,
+)
 
 _LITERAL_TYPES = {"int": T.INT, "float": T.FLOAT, "str": T.STR, "bool": T.BOOL,
                   "null": T.NULL, "duration": T.DURATION, "bytes": T.BYTES}
@@ -344,7 +353,7 @@ class ExprChecker:
         self.expr(e.index)
         self.report("E0201", f"type {q(t)} cannot be indexed", e.span,
                     help="lists, maps and strings can be indexed" if not isinstance(
-                        t, T.RecordT) else f"read a field with `.name`")
+                        t, T.RecordT) else "read a field with `.name`")
         return T.UNKNOWN
 
     # -- literals ---------------------------------------------------------------------
@@ -398,11 +407,9 @@ class ExprChecker:
                                  + "\": ...}`")
             return exp
         if isinstance(exp, T.RecordT):
-            ok = True
             for f in e.fields:
                 ft = exp.field(f.name)
                 if ft is None:
-                    ok = False
                     given = {x.name for x in e.fields}
                     guess = did_you_mean(f.name, [x.name for x in exp.fields
                                                   if x.name not in given])
@@ -413,9 +420,7 @@ class ExprChecker:
                                     f"`{x.name}`" for x in exp.fields))
                     self.expr(f.value)
                     continue
-                before = self.error_count
                 self.expect(f.value, ft.type, code, what=f"field `{f.name}`")
-                ok = ok and before == self.error_count
             given = {f.name for f in e.fields}
             missing = [x for x in exp.fields if not x.has_default and x.name not in given]
             if missing:
@@ -518,9 +523,7 @@ class ExprChecker:
             return True
         if a in (T.INT, T.FLOAT) and b in (T.INT, T.FLOAT):
             return True
-        if a == b and (a in (T.STR, T.DURATION) or isinstance(a, T.EnumT)):
-            return True
-        return False
+        return a == b and (a in (T.STR, T.DURATION) or isinstance(a, T.EnumT))
 
     @staticmethod
     def _opt_help(a: T.Type, b: T.Type) -> str | None:
@@ -879,12 +882,13 @@ class ExprChecker:
 
     def step_expr(self, e: A.Expr, expected, where: str) -> T.Type:
         t = self.expr(e, expected)
-        if not (isinstance(e, A.Call) and e in self.calls
-                and self.calls[e].kind in ("node", "workflow")):
-            if not isinstance(t, T.Unknown) and not (isinstance(e, A.Call)
-                                                     and e not in self.calls):
-                self.report("E0201", f"`{where}` needs a node or workflow call here",
-                            e.span, help="write `try Node(...) else Other(...)`")
+        is_step = (isinstance(e, A.Call) and e in self.calls
+                   and self.calls[e].kind in ("node", "workflow"))
+        already_reported = isinstance(t, T.Unknown) or (isinstance(e, A.Call)
+                                                        and e not in self.calls)
+        if not is_step and not already_reported:
+            self.report("E0201", f"`{where}` needs a node or workflow call here",
+                        e.span, help="write `try Node(...) else Other(...)`")
         return t
 
     def x_Wait(self, e: A.Wait, expected) -> T.Type:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..grammar import ast as A
 from . import types as T
-from .program import Binding, StmtPolicy
+from .program import Binding
 
 
 class StmtChecker:
@@ -145,12 +145,8 @@ class StmtChecker:
     def s_ExprStmt(self, s: A.ExprStmt) -> bool:
         if s.when is not None:
             self.expect(s.when, T.BOOL, what="`when` condition")
-        e = s.expr
-        if isinstance(e, A.Wait):
-            self.expr(e)
-        else:
-            self.expr(e)
-        self.stmt_attrs(s, e)
+        self.expr(s.expr)
+        self.stmt_attrs(s, s.expr)
         return False
 
     # -- statement attributes -------------------------------------------------------------

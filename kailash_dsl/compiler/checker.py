@@ -31,8 +31,17 @@ from .check_expr import ExprChecker, exported, exported_names
 from .check_stmt import StmtChecker
 from .consteval import NotConstant, evaluate
 from .loader import Loader, empty_module
-from .program import (Binding, ConstInfo, EnumInfo, ModuleInfo, NodeInfo, ParamInfo, Program,
-                      TypeInfo, WorkflowInfo)
+from .program import (
+    Binding,
+    ConstInfo,
+    EnumInfo,
+    ModuleInfo,
+    NodeInfo,
+    ParamInfo,
+    Program,
+    TypeInfo,
+    WorkflowInfo,
+)
 from .transactions import TransactionPlanner
 
 _GENERICS = ("list", "map")
@@ -41,9 +50,9 @@ _GENERICS = ("list", "map")
 class Scope:
     """A block's local names; ``narrow`` holds null-checked names: {name: (binding, T)}."""
 
-    __slots__ = ("vars", "narrow", "parent")
+    __slots__ = ("narrow", "parent", "vars")
 
-    def __init__(self, parent: "Scope | None" = None) -> None:
+    def __init__(self, parent: Scope | None = None) -> None:
         self.vars: dict[str, Binding] = {}
         self.narrow: dict[str, tuple[Binding, T.Type]] = {}
         self.parent = parent
@@ -226,9 +235,9 @@ class Checker(ExprChecker, StmtChecker, AttributeChecker, TransactionPlanner):
             with self.in_module(mod):
                 plan = self.plan_transaction(tx)
             self.transactions[tx] = plan
-            self.explanations.append(
-                (tx.span, f"transaction at {tx.span.line}:{tx.span.column}: "
-                          f"{plan.pattern} — {plan.reason}"))
+            text = (f"transaction at {tx.span.line}:{tx.span.column}: "
+                    f"{plan.pattern} — {plan.reason}")
+            self.explanations.append((tx.span, text))
 
     # -- phase 1: declarations ---------------------------------------------------------------
     def declare_module(self, m: ModuleInfo) -> None:
@@ -239,7 +248,7 @@ class Checker(ExprChecker, StmtChecker, AttributeChecker, TransactionPlanner):
                 if name in first:
                     self.report("E0103", f"`{name}` is imported twice", imp.span,
                                 labels=(Label(first[name], "first imported here"),),
-                                help=f"give one of them another name: `import ... as other`")
+                                help="give one of them another name: `import ... as other`")
                     continue
                 first[name] = imp.span
                 if target is None:  # unknown import (E0104): names through it stay quiet

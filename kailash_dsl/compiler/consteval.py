@@ -8,7 +8,8 @@ local, a step call, ``now()``) raises :class:`NotConstant`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..grammar import ast as A
 from .builtins import IMPLS, NONDETERMINISTIC, format_value

@@ -25,9 +25,7 @@ def iter_stmts(block: A.Block):
                 yield from iter_stmts(b)
             if s.orelse is not None:
                 yield from iter_stmts(s.orelse)
-        elif isinstance(s, A.For):
-            yield from iter_stmts(s.body)
-        elif isinstance(s, (A.Parallel, A.Transaction)):
+        elif isinstance(s, (A.For, A.Parallel, A.Transaction)):
             yield from iter_stmts(s.body)
         elif isinstance(s, A.Try):
             yield from iter_stmts(s.body)
