@@ -134,10 +134,11 @@ class Loader:
             chain = self._cycle_from(target, [entry])
             if chain is not None:
                 names = " → ".join(f"`{_short(m)}`" for m in chain)
-                out.append(error(
-                    "E0104", f"import cycle: {names}", imp.span,
-                    help="modules cannot import each other; move the shared declarations "
-                         "into a third module that both import"))
+                help = ("modules cannot import each other; move the shared declarations "
+                        "into a third module that both import")
+                if target is entry:
+                    help = "a module cannot import itself; use its declarations directly"
+                out.append(error("E0104", f"import cycle: {names}", imp.span, help=help))
         return out
 
     def name_clash_diagnostics(self, entry: ModuleInfo) -> list[Diagnostic]:
