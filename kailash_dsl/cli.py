@@ -265,6 +265,26 @@ def emit(
     raise typer.Exit(run_emit(target, [str(f) for f in files], str(out) if out else None))
 
 
+@app.command()
+def lsp(
+    stdio: bool = typer.Option(True, "--stdio/--no-stdio", help="Talk LSP over stdin/stdout "
+                               "(the only transport; the flag is accepted for editors that "
+                               "pass it)."),
+) -> None:
+    """Run the kflow language server (LSP over stdio) for editors.
+
+    Diagnostics as you type, hover, go to definition, references, completion, document
+    symbols, formatting and rename. VS Code: editors/vscode; Neovim: see docs/editors.md.
+
+    Example:
+
+      kflow lsp
+    """
+    from .lsp import main as lsp_main
+
+    lsp_main()
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the Typer app (the installed `kflow` script enters via kailash_dsl.launcher)."""
     app(args=argv, prog_name="kflow")
