@@ -206,3 +206,47 @@ qa!
     mismatches = [(ln, needle, want, have) for (ln, needle, want), have
                   in zip(VIM_EXPECT, got[1:]) if want != have]
     assert not mismatches
+
+
+def test_vim_kflowfmt_command(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    vim = shutil.which("vim")
+    if vim is None:
+        pytest.skip("vim not found: the Vim :KflowFmt test needs vim")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "kflow"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" '
+                       f'-m kailash_dsl "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    def run(source: str) -> tuple[list[str], str]:
+        src = tmp_path / "f.kflow"
+        src.write_text(source)
+        out = tmp_path / "out.txt"
+        script = tmp_path / "fmt.vim"
+        script.write_text(f"""set nocompatible
+let &rtp = '{VIM}' . ',' . &rtp
+filetype plugin on
+edit {src}
+redir => g:msgs
+silent! KflowFmt
+redir END
+call writefile(getline(1, '$') + ['--', g:msgs], '{out}')
+qa!
+""")
+        subprocess.run([vim, "-Nu", "NONE", "-Es", "-S", str(script)], timeout=120,
+                       capture_output=True, env=env)
+        lines = out.read_text().splitlines()
+        sep = lines.index("--")
+        return lines[:sep], "\n".join(lines[sep + 1:])
+
+    lines, _ = run("const A=1\nnode  F() -> int\n")
+    assert lines == ["const A = 1", "", "node F() -> int"]
+    broken = "workflow W( {\n"
+    lines, msgs = run(broken)
+    assert lines == ["workflow W( {"]  # untouched
+    assert "E0001" in msgs
