@@ -163,7 +163,9 @@ class CallTarget:
 class NameRef:
     """What a Name expression (or a dotted Attribute chain) refers to."""
 
-    kind: str  # "local" | "const" | "enum_member" | "module" | "enum" | "type"
+    #: "local" | "const" | "enum_member" | "module" | "enum" | "type", and for a name in
+    #: call position (or in `@compensate`): "node" | "workflow" | "builtin" (target: name)
+    kind: str
     target: Any  # Binding | ConstInfo | (EnumInfo, member) | ModuleInfo | EnumInfo | TypeInfo
 
 
