@@ -50,7 +50,7 @@ _TEMPLATES = Path(__file__).parent / "templates"
 MODULE_NAMES = {
     "argparse", "asyncio", "base64", "contextlib", "functools", "inspect", "json",
     "logging", "math", "os", "random", "re", "sys", "uuid", "Awaitable", "Callable",
-    "Iterator", "ContextVar", "dataclass", "Path", "Annotated", "Any", "Literal",
+    "Iterator", "Coroutine", "ContextVar", "UTC", "datetime", "TracebackType", "Self", "dataclass", "Path", "Annotated", "Any", "Literal",
     "BaseModel", "BeforeValidator", "ConfigDict", "Field", "PlainSerializer",
     "TypeAdapter", "ValidationError",
 }
@@ -121,6 +121,19 @@ def py_literal(v: Any, quote: str = '"') -> str:
 
 def _mutable(v: Any) -> bool:
     return isinstance(v, (list, dict))
+
+
+def _is_factory(code: str) -> bool:
+    return code.startswith("lambda") or code in ("list", "dict")
+
+
+def _factory(v: Any) -> str:
+    """A ``default_factory`` for a mutable default (``list`` / ``dict`` when empty)."""
+    if v == [] and isinstance(v, list):
+        return "list"
+    if v == {} and isinstance(v, dict):
+        return "dict"
+    return f"lambda: {py_literal(v)}"
 
 
 def _upper_snake(name: str) -> str:
@@ -196,7 +209,9 @@ class ModuleGen:
         self.node_blocks: list[str] = []
         self.node_names: dict[int, str] = {}  # id(NodeInfo) -> constant
         self.impl_names: dict[str, str] = {}  # "mod:attr" -> python name
-        self.module_imports: dict[str, tuple[str, str]] = {}  # module -> (name, line)
+        #: module -> (local name, package, last part); package "" for `import m`
+        self.module_imports: dict[str, tuple[str, str, str]] = {}
+        self.wf_params: dict[int, dict[str, str]] = {}
         self.const_blocks: list[str] = []
         self.const_names: dict[int, str] = {}
         self.wf_names: dict[int, str] = {}
@@ -310,9 +325,9 @@ class ModuleGen:
             elif default is None:
                 self.uses_field = True
                 body.append(f"{pyname}: {ann} = Field({', '.join(extra)})")
-            elif default.startswith("lambda") or extra:
+            elif _is_factory(default) or extra:
                 self.uses_field = True
-                arg = f"default_factory={default}" if default.startswith("lambda") \
+                arg = f"default_factory={default}" if _is_factory(default) \
                     else f"default={default}"
                 body.append(f"{pyname}: {ann} = Field({', '.join([arg, *extra])})")
             else:
@@ -341,7 +356,7 @@ class ModuleGen:
                 return f"lambda: {code}"
             return "None"
         if _mutable(v):
-            return f"lambda: {py_literal(v)}"
+            return _factory(v)
         return py_literal(v)
 
     # -- constants
@@ -423,16 +438,13 @@ class ModuleGen:
         if mod in self.module_imports:
             return self.module_imports[mod][0]
         if mod in MODULE_NAMES:  # a module the prelude imports already
-            self.module_imports[mod] = (mod, "")
+            self.module_imports[mod] = (mod, "", "")
             return mod
         pkg, _, last = mod.rpartition(".")
-        local = self.names.claim(last, [f"{snake_case(mod.replace('.', '_'))}",
-                                        f"{last}_impl"])
-        if pkg:
-            line = f"from {pkg} import {last}" + (f" as {local}" if local != last else "")
-        else:
-            line = f"import {mod}" + (f" as {local}" if local != mod else "")
-        self.module_imports[mod] = (local, line)
+        alts = [f"std_{last}"] if pkg == "kailash_dsl.stdlib" else []
+        local = self.names.claim(last, [*alts, f"{last}_module",
+                                        snake_case(mod.replace(".", "_"))])
+        self.module_imports[mod] = (local, pkg, last)
         return local
 
     def _missing_impl(self, n: NodeInfo) -> str:
@@ -448,12 +460,41 @@ class ModuleGen:
                "TypeAdapter", "ValidationError"]
         if self.uses_field:
             pyd.insert(3, "Field")
-        straight = sorted((ln for _, ln in self.module_imports.values()
-                           if ln.startswith("import ")), key=_isort_module)
-        froms = [ln for _, ln in self.module_imports.values() if ln.startswith("from ")]
-        froms.append("from pydantic import (\n" + "".join(f"    {n},\n" for n in pyd) + ")")
-        froms.sort(key=_isort_module)
-        return "\n".join(straight + froms)
+        straight: list[str] = []
+        froms: dict[str, list[tuple[str, str]]] = {"pydantic": [(n, n) for n in pyd]}
+        for mod, (local, pkg, last) in self.module_imports.items():
+            if not last:
+                continue  # already imported by the prelude
+            if pkg:
+                froms.setdefault(pkg, []).append((last, local))
+            else:
+                straight.append(f"import {mod}" + (f" as {local}" if local != mod else ""))
+        lines = sorted(straight, key=_isort_module)
+        for pkg in sorted(froms, key=str.lower):
+            names = sorted(n for n, loc in froms[pkg] if n == loc)
+            if pkg == "pydantic":
+                names = pyd
+            if names:
+                one = f"from {pkg} import {', '.join(names)}"
+                if len(one) > 88:
+                    one = f"from {pkg} import (\n" + "".join(f"    {n},\n" for n in names) + ")"
+                lines.append(one)
+            for n, loc in sorted((n, loc) for n, loc in froms[pkg] if n != loc):
+                lines.append(f"from {pkg} import {n} as {loc}")
+        return "\n".join(lines)
+
+    def params_of(self, wf: WorkflowInfo) -> dict[str, str]:
+        """Python names of a workflow's parameters (kept unless they would shadow)."""
+        if id(wf) not in self.wf_params:
+            out: dict[str, str] = {}
+            for p in wf.params:
+                cand = p.name.lstrip("_") or "param"
+                while cand in self.names.taken or cand in _MODEL_ATTRS \
+                        or cand in out.values():
+                    cand += "_"
+                out[p.name] = cand
+            self.wf_params[id(wf)] = out
+        return self.wf_params[id(wf)]
 
     # -- workflows
 
@@ -639,6 +680,14 @@ class ExprGen:
         return f"{self.code(e.left, prec)} {op} {self.code(e.right, prec + 1)}", prec
 
     def e_IfExpr(self, e: A.IfExpr) -> tuple[str, int]:
+        # `if k in m then m[k] else d` is `m.get(k, d)`
+        c = e.cond
+        if isinstance(c, A.Binary) and c.op == "in" and isinstance(e.then, A.Index):
+            m = c.right.args[0].value if self._builtin_call(c.right) == "keys" else c.right
+            if isinstance(self.program.types.get(m), T.MapT) \
+                    and A.same_shape(e.then.obj, m) and A.same_shape(e.then.index, c.left):
+                return (f"{self.code(m, P_POSTFIX)}.get({self.code(c.left)}, "
+                        f"{self.code(e.orelse)})", P_POSTFIX)
         return ((f"{self.code(e.then, P_IF + 1)} if {self.code(e.cond, P_IF + 1)} "
                 f"else {self.code(e.orelse, P_IF)}"), P_IF)
 
@@ -806,6 +855,9 @@ class FunctionGen:
         self.keys: list[set[str]] = [set()]
         self.ex = ExprGen(mod, self)
         self.ctx = _Ctx()
+        for kname, pyname in mod.params_of(wf).items():
+            self.by_name[kname] = pyname
+            self.names.taken.add(pyname)
         for b in self.program.bindings.values():
             if isinstance(b, Binding) and _within(b.span, wf.decl.span):
                 self.local_name(b.name)
@@ -853,9 +905,10 @@ class FunctionGen:
         given = {a.name: a.value for a in call.args if a.name}
         if target.kind == "workflow":
             fn = self.mod.workflow_name(info)
+            names = self.mod.params_of(info)
             args = []
             for p in info.params:
-                pyname = _param_name(p.name)
+                pyname = names[p.name]
                 if p.name in given:
                     args.append(f"{pyname}={self.ex.code(given[p.name])}")
                 elif p.default is not None:
@@ -883,7 +936,7 @@ class FunctionGen:
     def try_else_call(self, e: A.TryElse, key: str, stmt: Any = None) -> str:
         primary = self.call_of(e.primary, key, stmt)
         fallback = self.call_of(e.fallback, key + ".else", stmt)
-        return f"try_else({primary}, lambda: {fallback})"
+        return f"try_else({primary}, {fallback})"
 
     def call_of(self, e: Any, key: str, stmt: Any = None) -> str:
         if isinstance(e, A.Call) and self.program.calls.get(e) is not None \
@@ -959,8 +1012,7 @@ class FunctionGen:
         name = self.mod.workflow_name(wf)
         params = []
         for p in wf.params:
-            pyname = _param_name(p.name)
-            self.by_name.setdefault(p.name, pyname)
+            pyname = self.by_name[p.name]
             ann = self.mod.hint_ann(p.type)
             default = ""
             if p.default is not None:
@@ -987,7 +1039,10 @@ class FunctionGen:
         for ln in _docstring(doc, 0):
             self.w.line(ln)
         self.ctx = _Ctx()
+        start = len(self.w.lines)
         self.block(wf.decl.body.stmts)
+        if self.w.lines[-1] == "    return" and len(self.w.lines) > start + 1:
+            self.w.lines.pop()  # a bare `return` at the end says nothing
         self.w.dedent()
         return self.w.text()
 
@@ -1374,6 +1429,9 @@ class FunctionGen:
 
     def s_Return(self, s: A.Return) -> None:
         self.key("return")
+        if (s.value is None or _is_null(s.value)) and not self.ctx.in_body_fn:
+            self.w.line("return")
+            return
         value = self.ex.code(s.value) if s.value is not None else "None"
         if self.ctx.in_body_fn:
             self.w.line(f"raise WorkflowReturn({value})")
@@ -1433,13 +1491,6 @@ def _own_yields(block: A.Block) -> list[A.Yield]:
     for s in block.stmts:
         visit(s)
     return out
-
-
-def _param_name(name: str) -> str:
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _PY_RESERVED \
-            or name in MODULE_NAMES:
-        return name + "_"
-    return name
 
 
 def _within(span: A.Span, outer: A.Span) -> bool:
@@ -1554,8 +1605,9 @@ def _input_model(mod: ModuleGen, wf: WorkflowInfo) -> str:
     lines.append("    model_config = INPUT_CONFIG")
     if wf.params:
         lines.append("")
+    names = mod.params_of(wf)
     for p in wf.params:
-        pyname = _param_name(p.name)
+        pyname = names[p.name]
         ann = mod.ann(p.type, _pascal(wf.name) + _pascal(p.name))
         alias = f"alias={py_str(p.name)}" if pyname != p.name else None
         default = None
@@ -1564,23 +1616,20 @@ def _input_model(mod: ModuleGen, wf: WorkflowInfo) -> str:
             if v is NOT_CONST:
                 default = f"lambda: {ExprGen(mod, None).code(p.default)}"
             elif _mutable(v):
-                default = f"lambda: {py_literal(v)}"
+                default = _factory(v)
             else:
                 default = py_literal(v)
         elif T.is_optional(p.type) or p.type == T.JSON:
             default = "None"
-        if pyname in _MODEL_ATTRS:
-            alias = f"alias={py_str(p.name)}"
-            pyname = pyname + "_"
         if default is None and alias is None:
             lines.append(f"    {pyname}: {ann}")
-        elif alias is None and not default.startswith("lambda"):
+        elif alias is None and not _is_factory(default):
             lines.append(f"    {pyname}: {ann} = {default}")
         else:
             mod.uses_field = True
             parts = []
             if default is not None:
-                parts.append(f"default_factory={default}" if default.startswith("lambda")
+                parts.append(f"default_factory={default}" if _is_factory(default)
                              else f"default={default}")
             if alias:
                 parts.append(alias)
