@@ -20,14 +20,14 @@ class JsonSnapshot(SingleFileSnapshotExtension):
     """One ``.json`` file per snapshot, so a diff reads like the emitted document."""
 
     _write_mode = WriteMode.TEXT
-    file_extension = "json"
+    file_extension = _file_extension = "json"  # (syrupy 7 / older spelling)
 
 
 class PythonSnapshot(SingleFileSnapshotExtension):
     """One file per ejected module (not ``.py``: pytest and ruff must not pick it up)."""
 
     _write_mode = WriteMode.TEXT
-    file_extension = "py.snap"
+    file_extension = _file_extension = "py.snap"
 
 
 def example_files() -> list[Path]:
