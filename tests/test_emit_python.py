@@ -212,6 +212,8 @@ FEATURE_RUNS = [
     ("Shapes", {"n": 1, "names": {}}),
     ("Fanout", {"x": 3}),
     ("Double", {"n": 21}),
+    ("Batches", {"groups": [[1, 2], [], [3], [4, 5]]}),
+    ("Batches", {"groups": [[1, 2], [5], [7]], "stop_at": 5}),
 ]
 
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "cases" / "run"
 TIMEOUT_S = 15
+#: cases run concurrently, each in its own processes and folder
+WORKERS = int(os.environ.get("KFLOW_CASE_WORKERS", "6"))
 
 KNOWN = {
     "check", "input", "workflow", "expect-status", "expect-output", "expect-error-kind",
@@ -179,11 +182,9 @@ def test_there_are_enough_cases():
     assert len(runnable) >= 25
 
 
-@pytest.mark.parametrize("case", _cases())
-def test_own_run_case(case: Path):
+def _attempt(case: Path) -> str | None:
+    """Run one case in a fresh folder; the failure message, or None when it passed."""
     spec = directives(case)
-    if "skip" in spec or not (spec.keys() - {"workflow"}):
-        pytest.skip("a helper module imported by other cases")
     with tempfile.TemporaryDirectory(prefix="kflow-case-") as tmp:
         cwd = Path(tmp)
         env = case_env(cwd)
@@ -193,4 +194,31 @@ def test_own_run_case(case: Path):
             if spec.keys() & RUN_KEYS:
                 run_case(case, spec, env, cwd)
         except Failure as exc:
-            pytest.fail(f"{case.name}: {exc}", pytrace=False)
+            return str(exc)
+    return None
+
+
+@pytest.fixture(scope="module")
+def outcomes(request):
+    """Start every selected case at once (they mostly wait on subprocesses, sleeps and
+    signals), so the whole set takes about as long as its slowest case."""
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_own_run_case"
+                and hasattr(item, "callspec")]
+    runnable = [c for c in selected
+                if "skip" not in directives(c) and directives(c).keys() - {"workflow"}]
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    futures = {c: pool.submit(_attempt, c) for c in runnable}
+    yield futures
+    pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_own_run_case(case: Path, outcomes):
+    spec = directives(case)
+    if "skip" in spec or not (spec.keys() - {"workflow"}):
+        pytest.skip("a helper module imported by other cases")
+    future = outcomes.get(case)
+    failure = future.result() if future is not None else _attempt(case)
+    if failure is not None:
+        pytest.fail(f"{case.name}: {failure}", pytrace=False)
