@@ -135,7 +135,7 @@ def test_kill_nine_twenty_times(tmp_path: Path):
     warm = subprocess.run(base + ["dis", str(work / "crashy.kflow")], env=env,
                           capture_output=True, text=True, timeout=60)
     assert warm.returncode == 0, warm.stderr
-    start = base + ["run", str(work / "crashy.kflow"), "--run-id", "crashy", "--db", str(db),
+    start = base + ["run", str(work / "crashy.kflow"), "--workflow", "Crashy", "--run-id", "crashy", "--db", str(db),
                     "--format", "json", "--input", json.dumps({"items": ITEMS})]
     resume = base + ["resume", "crashy", "--db", str(db), "--format", "json"]
 
