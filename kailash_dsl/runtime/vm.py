@@ -99,7 +99,7 @@ class TxState:
 
 class Frame:
     __slots__ = ("run", "wf", "slots", "prefix", "scope", "group", "tx", "yields",
-                 "ancestors")
+                 "ancestors", "order", "counter")
 
     def __init__(self, run: "Run", wf: B.RuntimeWorkflow, slots: list, prefix: str,
                  scope: Scope, group: Any = None, tx: TxState | None = None,
@@ -109,6 +109,11 @@ class Frame:
         self.yields: list | None = None
         #: the workflow-call tasks this frame runs inside: never wait for those
         self.ancestors = ancestors
+        #: program-order position of this frame's steps: a step's position is
+        #: order + (n,), so steps compare by where they are in the program, not by when
+        #: they were started (a callee's steps come before the caller's next call)
+        self.order: tuple = ()
+        self.counter = [0]
         slots[0] = self
 
     def child(self, scope: Scope | None = None, group: Any = None, tx: Any = None,
@@ -117,6 +122,7 @@ class Frame:
         f = Frame(self.run, self.wf, slots, self.prefix if prefix is None else prefix,
                   scope or self.scope, group if group is not None else self.group,
                   tx if tx is not None else self.tx, self.ancestors)
+        f.order, f.counter = self.order, self.counter
         if not copy:
             slots[0] = self  # keep slot 0 pointing at the owner of the shared slots
             f.yields = self.yields  # a `yield` inside try/parallel/transaction counts
@@ -124,10 +130,11 @@ class Frame:
 
 
 class _InFlight:
-    __slots__ = ("task", "effects", "group", "tx")
+    __slots__ = ("task", "effects", "group", "tx", "pos")
 
-    def __init__(self, task, effects, group, tx) -> None:
+    def __init__(self, task, effects, group, tx, pos) -> None:
         self.task, self.effects, self.group, self.tx = task, effects, group, tx
+        self.pos = pos
 
 
 _NOT_INLINE = object()
@@ -168,6 +175,7 @@ class Run:
         self.steps_run = 0
         #: set when `kflow cancel` asked for this run (checked at instruction boundaries)
         self.cancel_requested = False
+        self.nondet_seen: dict[str, int] = {}
 
     # -- journal ---------------------------------------------------------------
     def record(self, key: str, ok: bool, value_json: Any, attempts: int = 1,
@@ -212,6 +220,11 @@ class Run:
             key = f"${name}:{args[0]}"
         else:
             key = f"{site}:{name}#{n}"
+            # the same call site evaluated again (a comprehension) gets its own value
+            seen = self.nondet_seen.get(key, 0) + 1
+            self.nondet_seen[key] = seen
+            if seen > 1:
+                key = f"{key}.{seen}"
         rec = self.recorded.get(key)
         if name == "secret":
             value = os.environ.get(str(args[0]))
@@ -355,6 +368,7 @@ class Run:
     async def _deferred_value(self, frame: Frame, ec, pend: list, ins) -> Any:
         for p in pend:
             await p
+        await self.resolve(frame, ec.reads)
         return self.eval(ec, frame.slots, ins, frame)
 
     async def resolve(self, frame: Frame, reads) -> None:
@@ -422,8 +436,10 @@ class Run:
             if fast is not _NOT_INLINE:
                 slots[spec.slot] = fast
                 return
-        preds = self.conflicting(spec.effects, frame)
-        task = asyncio.ensure_future(self.step_task(frame, spec, pend, preds))
+        frame.counter[0] += 1
+        pos = frame.order + (frame.counter[0],)
+        preds = self.conflicting(spec.effects, frame, pos)
+        task = asyncio.ensure_future(self.step_task(frame, spec, pend, preds, pos))
         slots[spec.slot] = task
         frame.scope.tasks.append(task)
         task.add_done_callback(self._note_failure(frame.scope))
@@ -434,7 +450,7 @@ class Run:
                 covered = {p for p in preds if _covers(spec.effects, self._effects_of(p))}
                 if covered:
                     self.inflight = [f for f in self.inflight if f.task not in covered]
-            self.inflight.append(_InFlight(task, spec.effects, frame.group, frame.tx))
+            self.inflight.append(_InFlight(task, spec.effects, frame.group, frame.tx, pos))
             if len(self.inflight) > 64:
                 self.inflight = [f for f in self.inflight if not f.task.done()]
 
@@ -477,13 +493,13 @@ class Run:
             raise KflowError("TypeError", f"node `{node.name}` returned a value that does not "
                              f"match its result type: {exc}", key) from None
 
-    def conflicting(self, effects: frozenset, frame: Frame) -> list:
+    def conflicting(self, effects: frozenset, frame: Frame, pos: tuple) -> list:
         if not effects:
             return []
         out = []
         writes = any(e == "write" for e, _ in effects)
         for f in self.inflight:
-            if f.task.done() or f.task in frame.ancestors:
+            if f.task.done() or f.task in frame.ancestors or not f.pos < pos:
                 continue
             if frame.group is not None and f.group is frame.group:
                 continue
@@ -494,7 +510,8 @@ class Run:
                 out.append(f.task)
         return out
 
-    async def step_task(self, frame: Frame, spec: B.StepSpec, pend: list, preds: list) -> Any:
+    async def step_task(self, frame: Frame, spec: B.StepSpec, pend: list, preds: list,
+                        pos: tuple = ()) -> Any:
         slots = frame.slots
         for p in pend:
             await p  # a failed dependency fails this step with the same error
@@ -510,12 +527,12 @@ class Run:
         if spec.when is not None and not self.eval(spec.when, slots, None, frame):
             return None
         try:
-            return await self.call(frame, spec)
+            return await self.call(frame, spec, pos)
         except KflowError as exc:
             if spec.fallback is None:
                 raise
             frame.run.event("fallback", frame.prefix + spec.key, {"error": exc.to_dict()})
-            return await self.call(frame, spec.fallback)
+            return await self.call(frame, spec.fallback, pos)
 
     def args_of(self, frame: Frame, spec: B.StepSpec, params: list[B.RuntimeParam]) -> dict:
         slots = frame.slots
@@ -530,9 +547,9 @@ class Run:
                     args[p.name] = None
         return args
 
-    async def call(self, frame: Frame, spec: B.StepSpec) -> Any:
+    async def call(self, frame: Frame, spec: B.StepSpec, pos: tuple = ()) -> Any:
         if spec.kind == "workflow":
-            return await self.call_workflow(frame, spec)
+            return await self.call_workflow(frame, spec, pos)
         node = self.prog.nodes[spec.target]
         args = self.args_of(frame, spec, node.params)
         key = frame.prefix + spec.key
@@ -544,7 +561,7 @@ class Run:
                 tx.pivot_done = True  # §8: once the pivot succeeds the saga is done
         return value
 
-    async def call_workflow(self, frame: Frame, spec: B.StepSpec) -> Any:
+    async def call_workflow(self, frame: Frame, spec: B.StepSpec, pos: tuple = ()) -> Any:
         wf = self.prog.workflows[spec.target]
         args = self.args_of(frame, spec, wf.params)
         slots: list = [None] * wf.nslots
@@ -553,6 +570,7 @@ class Run:
         me = asyncio.current_task()
         sub = Frame(self, wf, slots, frame.prefix + spec.key + ".", Scope(), None, None,
                     frame.ancestors | {me} if me is not None else frame.ancestors)
+        sub.order = pos
         return await self.run_workflow_frame(sub)
 
     async def run_node(self, node: B.RuntimeNode, args: dict, key: str, frame: Frame,
@@ -681,6 +699,8 @@ class Run:
         items = list(items)
         results: list[list] = [[] for _ in items]
         group = object() if spec.concurrency > 1 else frame.group
+        frame.counter[0] += 1
+        loop_pos = frame.order + (frame.counter[0],)
         loop_scope = Scope(frame.scope)
 
         async def iteration(i: int, item: Any) -> None:
@@ -688,6 +708,7 @@ class Run:
                               prefix=f"{frame.prefix}{spec.key}[{i}].")
             sub.slots[spec.var_slot] = item
             sub.yields = results[i]
+            sub.order, sub.counter = loop_pos + (i,), [0]
             try:
                 await self.exec_code(spec.body, sub)
                 await self.end_scope(sub.scope)
