@@ -285,6 +285,29 @@ def lsp(
     lsp_main()
 
 
+@app.command()
+def doc(
+    target: Optional[str] = typer.Argument(None, metavar="[TARGET]",
+                                           help="std.http, std.http.Get, file.kflow or "
+                                                "file.kflow:Node (default: the std index)."),
+) -> None:
+    """Show the reference for a module or node: signature, effect, policy, doc comment.
+
+    Examples:
+
+      kflow doc                      # every std module
+
+      kflow doc std.http             # one module
+
+      kflow doc std.sql.Execute      # one node
+
+      kflow doc orders.kflow:Charge  # your own declarations
+    """
+    from .run_commands import cmd_doc
+
+    raise typer.Exit(cmd_doc(target))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the Typer app (the installed `kflow` script enters via kailash_dsl.launcher)."""
     app(args=argv, prog_name="kflow")

@@ -324,3 +324,20 @@ def cmd_graph(file: str, workflow: str | None, fmt: str) -> int:
         return 2
     sys.stdout.write(render_graph(ir, fmt, workflow))
     return 0
+
+
+def cmd_doc(target: str | None) -> int:
+    from .docgen import DocError, render
+
+    try:
+        text = render(target)
+    except DocError as exc:
+        return _usage(str(exc))
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        sys.stdout.write(text)
+    return 0
