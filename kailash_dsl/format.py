@@ -391,13 +391,11 @@ class _Printer:
             q = " ?" if isinstance(t.inner, A.TypeOptional) else "?"
             return self.cat(col, ind, tail, lambda i, c, tl: self.ty(t.inner, i, c, tl), q)
         if isinstance(t, A.TypeGeneric):
-            parts: list = [f"{t.name}["]
-            for k, a in enumerate(t.args):
-                if k:
-                    parts.append(", ")
-                parts.append(lambda i, c, tl, a=a: self.ty(a, i, c, tl))
-            parts.append("]")
-            return self.cat(col, ind, tail, *parts)
+            o = self.next_opener("[", self.start(t))
+            items = [_Item(self.start(a), self.end(a), self.flat_type(a),
+                           lambda i, c, tl, a=a: self.ty(a, i, c, tl)) for a in t.args]
+            return self.cat(col, ind, tail, t.name, lambda i, c, tl: self.bracketed(
+                items, o, self.match[o], "[", "]", i, c, tl))
         return [L(0, self.flat_type(t))]
 
     # -- expressions -------------------------------------------------------------------
@@ -598,7 +596,10 @@ class _Printer:
 
     def braced(self, header: list[L], hstart: int, blk: A.Block, ind: int,
                hoist_inside: bool = False) -> list[L]:
-        """``header {`` + block + ``}``; ``header`` is the text before `` {``."""
+        """``header {`` + block + ``}``; ``header`` is the text before `` {``.
+
+        Comments left over from the header go above it, or with ``hoist_inside`` (the
+        header continues another line, or follows ``}``) at the top of the block."""
         lb = self.start(blk)
         rb = self.end(blk) - 1
         header[-1].text += " {"
@@ -609,17 +610,19 @@ class _Printer:
         else:
             first_inner = rb
         cs = self.take(hstart, self.claim_end(lb + 1, first_inner))
-        if empty:
-            header[-1].text += "}"
         hoist = self.attach(header, cs, self.line_of(hstart), blk.span.line)
+        above: list[L] = []
         inner: list[L] = []
         if hoist_inside:
             inner = [L(ind + STEP, "", c.text) for c in hoist]
-            hoist = []
-        if empty:
-            return [L(ind, "", c.text) for c in hoist] + header
+        else:  # the header starts its own line: comments can go above it
+            header[0].indent = ind
+            above = [L(ind, "", c.text) for c in hoist]
+        if empty and not inner:
+            header[-1].text += "}"
+            return above + header
         body = self.block_body(blk, ind + STEP)
-        return [L(ind, "", c.text) for c in hoist] + header + inner + body + [L(ind, "}")]
+        return above + header + inner + body + [L(ind, "}")]
 
     def chain(self, lines: list[L], text_before: str, prev_blk: A.Block, blk: A.Block,
               ind: int, header_parts: tuple = ()) -> list[L]:
@@ -709,7 +712,8 @@ class _Printer:
     def for_lines(self, f: A.For, ind: int, col: int) -> list[L]:
         head = self.cat(col, ind, 2, f"for {f.var} in ",
                         lambda i, c, t: self.ex(f.iterable, i, c, t))
-        return self.braced(head, self.start(f), f.body, ind)
+        # as a `let` value the header continues `let x = `: comments go inside, not above
+        return self.braced(head, self.start(f), f.body, ind, hoist_inside=col != ind)
 
     # -- declarations -----------------------------------------------------------------
     def params(self, d, ind: int, col: int, tail: int) -> list[L]:
@@ -757,8 +761,8 @@ class _Printer:
             if d.result is not None:
                 lines = self.join(lines, self.cat(self.col_after(lines, 0), 0, brace, " -> ",
                                                   lambda i, c, t: self.ty(d.result, i, c, t)))
-            if isinstance(d, A.WorkflowDecl):
-                return self.braced(lines, self.start(d), d.body, 0)
+            if isinstance(d, A.WorkflowDecl):  # (nothing may come between a doc and it)
+                return self.braced(lines, self.start(d), d.body, 0, hoist_inside=True)
             return lines
         raise TypeError(f"cannot format {type(d).__name__}")
 

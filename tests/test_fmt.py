@@ -471,3 +471,21 @@ def test_fmt_through_the_cli(kflow_proc, tmp_path: Path) -> None:
     assert r.exit_code == 2
     r = kflow_proc("fmt")
     assert r.exit_code == 2
+
+
+def test_comment_inside_a_generic_type_keeps_the_doc_comment() -> None:
+    src = '## Doc.\nworkflow S(n: list[str\n]) -> map[  # why\nint] {\n  return {}\n}\n'
+    out = _fmt(src)
+    assert out.startswith("## Doc.\nworkflow S(")
+    assert "  # why\n" in out
+    module, _ = parse(out, "t.kflow")
+    assert module.decls[0].doc == "Doc."
+    assert _fmt(out) == out
+
+
+def test_comment_in_an_unbreakable_header_goes_above_at_the_right_indent() -> None:
+    src = ("workflow W(xs: list[str]) -> int {\n  for i in range(len(xs)) {\n"
+           "    if xs[  # why\ni\n] == \"a\" {\n      return i\n    }\n  }\n  return 0\n}\n")
+    out = _fmt(src)
+    assert '    # why\n    if xs[i] == "a" {\n' in out
+    assert _fmt(out) == out
