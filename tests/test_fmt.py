@@ -485,7 +485,7 @@ def test_comment_inside_a_generic_type_keeps_the_doc_comment() -> None:
 
 def test_comment_in_an_unbreakable_header_goes_above_at_the_right_indent() -> None:
     src = ("workflow W(xs: list[str]) -> int {\n  for i in range(len(xs)) {\n"
-           "    if xs[  # why\ni\n] == \"a\" {\n      return i\n    }\n  }\n  return 0\n}\n")
+           "    if xs[\ni  # why\n] == \"a\" {  # eol\n      return i\n    }\n  }\n  return 0\n}\n")
     out = _fmt(src)
-    assert '    # why\n    if xs[i] == "a" {\n' in out
+    assert '    # why\n    if xs[i] == "a" {  # eol\n' in out
     assert _fmt(out) == out
