@@ -25,9 +25,8 @@ def _diags(diags: list[Diagnostic]) -> None:
     from .render import render, want_color
 
     files = len({d.span.file for d in diags}) or 1
-    sys.stderr.write(render("human", diags, files, color=want_color(sys.stderr)))
-    if not sys.stderr.isatty():
-        sys.stderr.flush()
+    text = render("human", diags, files, color=want_color(sys.stderr))
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
 def parse_duration_opt(text: str, option: str) -> float:

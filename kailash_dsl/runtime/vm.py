@@ -180,6 +180,8 @@ class Run:
     # -- journal ---------------------------------------------------------------
     def record(self, key: str, ok: bool, value_json: Any, attempts: int = 1,
                started: float | None = None) -> None:
+        if self.secrets:
+            value_json = self.redact(value_json)  # §10: secrets never reach the journal
         self.recorded[key] = (ok, value_json)
         self.pending.append(StepRecord(key, ok, _json_dumps(value_json), attempts, started,
                                        time.time()))
