@@ -127,6 +127,27 @@ def test_extension_client_with_stubbed_vscode() -> None:
     assert re.search(r"^# fail 0", proc.stdout, re.M), proc.stdout
 
 
+def test_vsce_packages_the_extension(tmp_path: Path) -> None:
+    import zipfile
+
+    vsce = VSCODE / "node_modules" / ".bin" / "vsce"
+    if shutil.which("node") is None or not vsce.exists():
+        pytest.skip("@vscode/vsce not installed: run `npm install` in editors/vscode")
+    out = tmp_path / "kflow.vsix"
+    proc = subprocess.run([str(vsce), "package", "--out", str(out)], cwd=VSCODE,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = set(zipfile.ZipFile(out).namelist())
+    for required in ("extension/package.json", "extension/extension.js",
+                     "extension/language-configuration.json",
+                     "extension/syntaxes/kflow.tmLanguage.json",
+                     "extension/snippets/kflow.json",
+                     "extension/node_modules/vscode-languageclient/package.json"):
+        assert required in names, required
+    assert not any(n.startswith("extension/tests/") for n in names)
+    assert not any("/vscode-tmgrammar-test/" in n for n in names)
+
+
 def test_gitignore_keeps_build_outputs_out() -> None:
     ignore = (REPO / ".gitignore").read_text().splitlines()
     assert "node_modules/" in ignore and "*.vsix" in ignore
