@@ -61,7 +61,7 @@ def utf16_pos(text: str, needle: str, nth: int = 0, offset: int = 0) -> T.Positi
 class Session:
     """A language client on a background event loop, with blocking helpers."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, capabilities: T.ClientCapabilities | None = None):
         self.root = root
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -88,7 +88,8 @@ class Session:
         self.run(self.client.start_io(sys.executable, "-m", "kailash_dsl", "lsp", env=env,
                                       cwd=str(root)))
         result = self.run(self.client.initialize_async(T.InitializeParams(
-            capabilities=T.ClientCapabilities(), root_uri=from_fs_path(str(root)),
+            capabilities=capabilities or T.ClientCapabilities(),
+            root_uri=from_fs_path(str(root)),
             process_id=os.getpid())))
         self.capabilities = result.capabilities
         self.notify(self.client.initialized, T.InitializedParams())
@@ -521,3 +522,21 @@ def test_imported_file_change_rechecks(ws) -> None:
 def test_lsp_command_is_listed(kflow_proc) -> None:
     r = kflow_proc("lsp", "--help")
     assert r.exit_code == 0 and "language server" in r.stdout
+
+
+def test_utf8_position_encoding_when_the_client_prefers_it(tmp_path) -> None:
+    caps = T.ClientCapabilities(general=T.GeneralClientCapabilities(
+        position_encodings=[T.PositionEncodingKind.Utf8, T.PositionEncodingKind.Utf16]))
+    s = Session(tmp_path, caps)
+    try:
+        assert s.capabilities.position_encoding == T.PositionEncodingKind.Utf8
+        text = 'workflow W(name: str) -> str {\n  return "😀" + name\n}\n'
+        uri = s.open(tmp_path / "u8.kflow", text)
+        s.wait_diagnostics(uri, 1)
+        line = text.split("\n")[1]
+        byte_col = len(line[:line.index("name")].encode("utf-8"))
+        h = s.hover(uri, T.Position(line=1, character=byte_col + 1))
+        assert "param name: str" in h.contents.value
+        assert h.range.start.character == byte_col
+    finally:
+        s.close()

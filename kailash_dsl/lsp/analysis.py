@@ -66,6 +66,16 @@ class Location:
     span: A.Span
 
 
+_KINDS = {"NodeInfo": "node", "WorkflowInfo": "workflow", "TypeInfo": "type",
+          "EnumInfo": "enum", "ConstInfo": "const", "ModuleInfo": "module"}
+
+
+def kind_of(sym) -> str | None:
+    """``node``, ``workflow``, ``type``, ``enum``, ``const`` or ``module`` for a symbol of
+    a module scope (``compiler.program``), else None."""
+    return _KINDS.get(type(sym).__name__)
+
+
 def _contains(span: A.Span, line: int, col: int) -> bool:
     if line < span.line or line > span.end_line:
         return False
@@ -185,7 +195,7 @@ class Analysis:
         parts = dotted.split(".")
         sym = self.scope.get(parts[0])
         for part in parts[1:]:
-            if sym is None or getattr(sym, "kind", None) != "module":
+            if sym is None or kind_of(sym) != "module":
                 return None
             sym = sym.scope.get(part)
         return sym
@@ -199,7 +209,7 @@ class Analysis:
             else:
                 sym = self.scope.get(n.id)
                 if sym is not None:
-                    self._add(n.span, getattr(sym, "kind", "symbol"), sym)
+                    self._add(n.span, kind_of(sym) or "symbol", sym)
         elif isinstance(n, A.Attribute):
             ref = p.names.get(n)
             if ref is not None:
@@ -233,7 +243,7 @@ class Analysis:
                     last = n.name.rsplit(".", 1)[-1]
                     span = A.Span(n.span.file, n.span.end_line, n.span.end_column - len(last),
                                   n.span.end_line, n.span.end_column)
-                    self._add(span, getattr(sym, "kind", "type"), sym)
+                    self._add(span, kind_of(sym) or "type", sym)
                     if "." in n.name:
                         head = n.name.split(".")[0]
                         self._add(A.Span(n.span.file, n.span.line, n.span.column, n.span.line,
@@ -249,9 +259,20 @@ class Analysis:
         self._add(span, kind, ref.target)
 
     # -- lookups ------------------------------------------------------------------
+    def _by_line(self, attr: str, items) -> dict[int, list]:
+        index = self.__dict__.get(attr)
+        if index is None:
+            index = {}
+            for item, span in items:
+                for ln in range(span.line, span.end_line + 1):
+                    index.setdefault(ln, []).append(item)
+            self.__dict__[attr] = index
+        return index
+
     def occurrence_at(self, line: int, col: int) -> Occurrence | None:
+        index = self._by_line("_occ_index", ((o, o.span) for o in self.occurrences))
         best = None
-        for o in self.occurrences:
+        for o in index.get(line, ()):
             if _contains(o.span, line, col) and (best is None or _size(o.span) < _size(best.span)):
                 best = o
         return best
@@ -260,14 +281,14 @@ class Analysis:
         """The innermost typed expression at a position: (expr, type) or None."""
         if self.program is None:
             return None
+        exprs = ((e, e.span) for e in self.program.types
+                 if getattr(e, "span", None) is not None and e.span.file == self.path)
+        index = self._by_line("_expr_index", exprs)
         best = None
-        for e, t in self.program.types.items():
-            span = getattr(e, "span", None)
-            if span is None or span.file != self.path or not _contains(span, line, col):
-                continue
-            if best is None or _size(span) < _size(best[0].span):
-                best = (e, t)
-        return best
+        for e in index.get(line, ()):
+            if _contains(e.span, line, col) and (best is None or _size(e.span) < _size(best.span)):
+                best = e
+        return (best, self.program.types[best]) if best is not None else None
 
     def references(self, target: Any) -> list[Occurrence]:
         return [o for o in self.occurrences if o.target is target]
@@ -448,7 +469,7 @@ class Analysis:
         # an inline result record of a node/workflow: find the callee whose result it is
         for mod in (self.program.modules.values() if self.program else ()):
             for sym in mod.scope.values():
-                if getattr(sym, "kind", None) in ("node", "workflow") and sym.module is mod \
+                if kind_of(sym) in ("node", "workflow") and sym.module is mod \
                         and T.strip_optional(sym.result) == rt \
                         and isinstance(sym.decl.result, A.TypeRecord):
                     for f in sym.decl.result.fields:
@@ -459,7 +480,7 @@ class Analysis:
     def _find_type(self, name: str):
         for mod in (self.program.modules.values() if self.program else ()):
             sym = mod.scope.get(name)
-            if sym is not None and getattr(sym, "kind", None) == "type" and sym.module is mod:
+            if sym is not None and kind_of(sym) == "type" and sym.module is mod:
                 return sym
         return None
 
@@ -600,7 +621,7 @@ def complete(text: str, line: int, col: int, good: Analysis | None) -> list[Comp
     if call is not None and good is not None and good.program is not None:
         callee, given, at_name = call
         sym = good._resolve(callee)
-        if sym is not None and getattr(sym, "kind", None) in ("node", "workflow") and at_name:
+        if sym is not None and kind_of(sym) in ("node", "workflow") and at_name:
             for prm in sym.params:
                 if prm.name in given:
                     continue
@@ -692,7 +713,7 @@ def _scope_items(line: int, good: Analysis | None) -> list[Completion]:
 
 
 def _symbol_item(good: Analysis, name: str, sym) -> Completion:
-    kind = getattr(sym, "kind", "symbol")
+    kind = kind_of(sym) or "symbol"
     detail, doc = "", getattr(sym, "doc", None)
     try:
         if kind in ("node", "workflow"):
@@ -718,7 +739,7 @@ def _members(chain: str, line: int, good: Analysis | None) -> list[Completion]:
     for part in parts[1:]:
         if cur is None:
             return []
-        if getattr(cur, "kind", None) == "module" and not isinstance(cur, T.Type):
+        if kind_of(cur) == "module" and not isinstance(cur, T.Type):
             cur = cur.scope.get(part)
             continue
         if isinstance(cur, T.Type):
@@ -734,7 +755,7 @@ def _members(chain: str, line: int, good: Analysis | None) -> list[Completion]:
         if isinstance(t, T.RecordT):
             return [Completion(f.name, "field", f.type.show(), sort="0") for f in t.fields]
         return []
-    kind = getattr(cur, "kind", None)
+    kind = kind_of(cur)
     if kind == "module":
         return [_symbol_item(good, n, s) for n, s in cur.scope.items()
                 if getattr(s, "module", None) is cur]
