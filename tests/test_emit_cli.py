@@ -64,3 +64,24 @@ def test_as_a_subprocess(kflow_proc, tmp_path):
     res = kflow_proc("emit", "mcp", ORDERS, cwd=tmp_path)
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["tools"][0]["name"] == "fulfil_order"
+
+
+def test_output_does_not_depend_on_the_hash_seed(tmp_path):
+    import subprocess
+    import sys
+
+    from emit_fixtures.support import REPO
+
+    outputs = set()
+    for seed in ("1", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(REPO))
+        texts = []
+        for target in ("jsonschema", "openapi", "mcp", "python"):
+            proc = subprocess.run([sys.executable, "-m", "kailash_dsl", "emit", target,
+                                   str(ORDERS), str(FIXTURES / "features.kflow")][
+                                  : 6 if target != "python" else 5],
+                                  env=env, capture_output=True, text=True, cwd=tmp_path)
+            assert proc.returncode == 0, proc.stderr
+            texts.append(proc.stdout)
+        outputs.add(tuple(texts))
+    assert len(outputs) == 1

@@ -119,6 +119,11 @@ def py_literal(v: Any, quote: str = '"') -> str:
     return repr(v)
 
 
+def _num(n: int) -> str:
+    """An int as Python source, with ``_`` separators when long (``86_400_000``)."""
+    return f"{n:_}" if abs(n) >= 10_000 else str(n)
+
+
 def _mutable(v: Any) -> bool:
     return isinstance(v, (list, dict))
 
@@ -149,9 +154,9 @@ def _retry_code(r: RetryPolicy | None) -> str | None:
     if r is None:
         return None
     b = r.backoff
-    args = [str(r.attempts), py_str(b.kind), str(b.base_ms)]
+    args = [str(r.attempts), py_str(b.kind), _num(b.base_ms)]
     if b.max_ms is not None or b.jitter:
-        args.append(str(b.max_ms))
+        args.append(_num(b.max_ms) if b.max_ms is not None else "None")
     if b.jitter:
         args.append("True")
     return f"Retry({', '.join(args)})"
@@ -391,7 +396,7 @@ class ModuleGen:
         if retry:
             args.append(f"retry={retry}")
         if n.timeout_ms is not None:
-            args.append(f"timeout_ms={n.timeout_ms}")
+            args.append(f"timeout_ms={_num(n.timeout_ms)}")
         if n.transactional:
             args.append("transactional=True")
         if comp is not None and n.compensate is not None:
@@ -557,7 +562,7 @@ class ExprGen:
         return m(e)
 
     def e_Literal(self, e: A.Literal) -> tuple[str, int]:
-        code = self.lit(e.value)
+        code = _num(e.value) if e.kind == "duration" else self.lit(e.value)
         return code, (P_UNARY if code.startswith("-") else P_ATOM)
 
     def e_Interpolated(self, e: A.Interpolated) -> tuple[str, int]:
@@ -927,7 +932,7 @@ class FunctionGen:
             if policy.retry is not None:
                 extra.append(f"retry={_retry_code(policy.retry)}")
             if policy.timeout_ms is not None:
-                extra.append(f"timeout_ms={policy.timeout_ms}")
+                extra.append(f"timeout_ms={_num(policy.timeout_ms)}")
         if self.ctx.tx is not None:
             extra.append(f"tx={self.ctx.tx}")
         args = "{" + ", ".join(items) + "}"

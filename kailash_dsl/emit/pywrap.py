@@ -71,7 +71,42 @@ def wrap_line(line: str, width: int = WIDTH, nested: bool = False) -> list[str]:
             lines.extend(wrap_line(inner + item.strip() + comma, width, nested=True))
         lines.append(indent + line[end:].strip())
         return lines
-    return [line]
+    return _split_conditional(line, width) or [line]
+
+
+def _split_conditional(line: str, width: int) -> list[str] | None:
+    """``x = a if c else b`` (or ``return ...``) too long: parenthesize, one part a line."""
+    indent = line[: len(line) - len(line.lstrip())]
+    body = line.lstrip()
+    head = ""
+    if body.startswith("return "):
+        head = "return "
+    else:
+        eq = next((i for i, ch, d in _scan(body) if ch == "=" and d == 0
+                   and body[i - 1:i] == " " and body[i + 1:i + 2] == " "), None)
+        if eq is None:
+            return None
+        head = body[: eq + 2]
+    expr = body[len(head):]
+    if expr.endswith(",") or expr.endswith(":"):
+        return None
+    mask = ["\0"] * len(expr)
+    for i, ch, d in _scan(expr):
+        if d == 0 and ch not in ")]}":
+            mask[i] = ch
+    flat = "".join(mask)
+    i_if = flat.find(" if ")
+    i_else = flat.find(" else ", i_if + 1)
+    if i_if < 0 or i_else < 0 or flat.find(" if ", i_if + 1) not in (-1,) \
+            and flat.find(" if ", i_if + 1) < i_else:
+        return None
+    inner = indent + "    "
+    out = [f"{indent}{head}("]
+    out += wrap_line(inner + expr[:i_if].strip(), width, nested=True)
+    out += wrap_line(inner + "if " + expr[i_if + 4:i_else].strip(), width, nested=True)
+    out += wrap_line(inner + "else " + expr[i_else + 6:].strip(), width, nested=True)
+    out.append(f"{indent})")
+    return out
 
 
 def _wrap_comment(line: str, width: int) -> list[str]:
