@@ -6,8 +6,8 @@ import json
 import os
 
 import pytest
-
 from emit_fixtures.support import EXAMPLES, FIXTURES
+
 from kailash_dsl.emit import emit_text
 
 ORDERS = EXAMPLES / "orders" / "orders.kflow"

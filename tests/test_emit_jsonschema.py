@@ -12,10 +12,16 @@ import json
 
 import jsonschema
 import pytest
-
 from emit_fixtures.support import (
-    CASES, EXAMPLES, JsonSnapshot, clean_sources, directives, load, snapshot_sources,
+    CASES,
+    EXAMPLES,
+    JsonSnapshot,
+    clean_sources,
+    directives,
+    load,
+    snapshot_sources,
 )
+
 from kailash_dsl.compiler import types as T
 from kailash_dsl.emit import jsonschema as js
 from kailash_dsl.emit.common import Namer

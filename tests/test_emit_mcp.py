@@ -11,11 +11,16 @@ import json
 
 import jsonschema
 import pytest
-
 from emit_fixtures.support import (
-    EXAMPLES, FIXTURES, JsonSnapshot, clean_sources, load, mcp_list_tools_schema,
+    EXAMPLES,
+    FIXTURES,
+    JsonSnapshot,
+    clean_sources,
+    load,
+    mcp_list_tools_schema,
     snapshot_sources,
 )
+
 from kailash_dsl.emit import mcp
 from kailash_dsl.emit.common import EmitError
 

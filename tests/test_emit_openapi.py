@@ -7,11 +7,16 @@ clean conformance case gives a document `openapi-spec-validator` accepts.
 from __future__ import annotations
 
 import pytest
+from emit_fixtures.support import (
+    FIXTURES,
+    JsonSnapshot,
+    clean_sources,
+    example_files,
+    load,
+    snapshot_sources,
+)
 from openapi_spec_validator import validate
 
-from emit_fixtures.support import (
-    FIXTURES, JsonSnapshot, clean_sources, example_files, load, snapshot_sources,
-)
 from kailash_dsl.emit import openapi
 from kailash_dsl.emit.common import EmitError
 

@@ -18,11 +18,18 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from emit_fixtures.support import (
-    CASES, EXAMPLES, FIXTURES, REPO, PythonSnapshot, clean_sources, directives, load,
+    CASES,
+    EXAMPLES,
+    FIXTURES,
+    REPO,
+    PythonSnapshot,
+    clean_sources,
+    directives,
+    load,
     snapshot_sources,
 )
+
 from kailash_dsl.emit import python as pyemit
 from kailash_dsl.emit.pywrap import wrap, wrap_line
 

@@ -691,8 +691,8 @@ class ExprGen:
             m = c.right.args[0].value if self._builtin_call(c.right) == "keys" else c.right
             if isinstance(self.program.types.get(m), T.MapT) \
                     and A.same_shape(e.then.obj, m) and A.same_shape(e.then.index, c.left):
-                return (f"{self.code(m, P_POSTFIX)}.get({self.code(c.left)}, "
-                        f"{self.code(e.orelse)})", P_POSTFIX)
+                return ((f"{self.code(m, P_POSTFIX)}.get({self.code(c.left)}, "
+                        f"{self.code(e.orelse)})"), P_POSTFIX)
         return ((f"{self.code(e.then, P_IF + 1)} if {self.code(e.cond, P_IF + 1)} "
                 f"else {self.code(e.orelse, P_IF)}"), P_IF)
 

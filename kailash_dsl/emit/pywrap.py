@@ -53,7 +53,7 @@ def wrap_line(line: str, width: int = WIDTH, nested: bool = False) -> list[str]:
         candidates += sorted((sp for sp in spans if sp not in candidates),
                              key=lambda sp: sp[0] - sp[1])
     for start, end in candidates:
-        tail = line[end + 1:]
+        line[end + 1:]
         opener = line[start]
         if opener == "[" and start > 0 and (line[start - 1].isalnum()
                                             or line[start - 1] in "_)]\"'"):
@@ -88,7 +88,7 @@ def _split_conditional(line: str, width: int) -> list[str] | None:
             return None
         head = body[: eq + 2]
     expr = body[len(head):]
-    if expr.endswith(",") or expr.endswith(":"):
+    if expr.endswith((",", ":")):
         return None
     mask = ["\0"] * len(expr)
     for i, ch, d in _scan(expr):

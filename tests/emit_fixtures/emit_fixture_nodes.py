@@ -49,7 +49,6 @@ def book(item, *, ctx):
 
 def cancel(booking):
     _log(f"cancel:{booking}")
-    return None
 
 
 class QuotaError(Exception):
