@@ -36,7 +36,7 @@ def test_opcodes_are_numbered_in_table_order():
 def test_docs_bytecode_lists_every_opcode():
     doc = (REPO / "docs" / "bytecode.md").read_text(encoding="utf-8")
     rows = {m.group(2): int(m.group(1))
-            for m in re.finditer(r"^\|\s*(\d+)\s*\|\s*`([A-Z_]+)`\s*\|", doc, re.M)}
+            for m in re.finditer(r"^\|\s*(\d+)\s*\|\s*`([A-Z_]+)`\s*\|", doc, re.MULTILINE)}
     assert rows == {op.name: op.value for op in B.Op}, "regenerate the table in docs/bytecode.md"
     for name, operand, meaning in B.OPCODES:
         line = next(ln for ln in doc.splitlines() if f"`{name}`" in ln and ln.startswith("|"))
@@ -46,8 +46,8 @@ def test_docs_bytecode_lists_every_opcode():
 def test_docs_bytecode_listing_is_what_dis_prints(kflow, tmp_path):
     """The example listing in docs/bytecode.md is real: `kflow dis` prints exactly it."""
     doc = (REPO / "docs" / "bytecode.md").read_text(encoding="utf-8")
-    source = re.search(r"<!-- dis-example: (\S+) -->\n```kflow\n(.*?)```", doc, re.S)
-    listing = re.search(r"<!-- dis-listing -->\n```text\n(.*?)```", doc, re.S)
+    source = re.search(r"<!-- dis-example: (\S+) -->\n```kflow\n(.*?)```", doc, re.DOTALL)
+    listing = re.search(r"<!-- dis-listing -->\n```text\n(.*?)```", doc, re.DOTALL)
     assert source and listing
     (tmp_path / source.group(1)).write_text(source.group(2))
     res = kflow("dis", source.group(1), cwd=tmp_path)
@@ -148,7 +148,7 @@ def test_dis_snapshot(kflow, tmp_path, snapshot, name, source):
 def test_dis_lists_every_nested_code_object(kflow, tmp_path):
     (tmp_path / "flow.kflow").write_text(FLOW)
     out = kflow("dis", "flow.kflow", "--workflow", "Flow", cwd=tmp_path).stdout
-    heads = re.findall(r"^Disassembly of <code (\S+)> \((\w+)\):", out, re.M)
+    heads = re.findall(r"^Disassembly of <code (\S+)> \((\w+)\):", out, re.MULTILINE)
     kinds = [k for _, k in heads]
     assert kinds[0] == "workflow"
     assert {"parallel", "try", "handler"} <= set(kinds)
@@ -273,7 +273,7 @@ def test_cache_hit_skips_the_checker(tmp_path, monkeypatch):
     first, _ = compile_file(path)
     assert list((tmp_path / "cache").glob("*.kfc"))
 
-    import kailash_dsl.compiler.api as api
+    from kailash_dsl.compiler import api
 
     def boom(*a, **kw):
         raise AssertionError("the checker ran on a cache hit")
@@ -295,7 +295,7 @@ def test_cache_miss_when_an_imported_file_changes(tmp_path, monkeypatch):
         'import "./lib.kflow" as lib\n\nworkflow M(n: int) -> int {\n'
         '  let s = lib.Sq(n: n)\n  return s\n}\n')
     compile_file(tmp_path / "main.kflow")
-    import kailash_dsl.compiler.api as api
+    from kailash_dsl.compiler import api
 
     calls = []
     real = api.load_program

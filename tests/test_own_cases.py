@@ -66,7 +66,7 @@ def call(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
     try:
         return subprocess.run([sys.executable, "-m", "kailash_dsl", *args], env=env, cwd=cwd,
                               capture_output=True, text=True, timeout=TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as exc:
         raise Failure(f"`kflow {' '.join(args)}` ran past {TIMEOUT_S}s") from exc
 

@@ -10,6 +10,7 @@ Every line appended to ``effects.log`` is fsynced: a crash test counts them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import time
@@ -104,7 +105,7 @@ def fail_times_timed(n, tag):
     _effect(f"attempt:{tag}")
     if len(times) <= n:
         raise RuntimeError(f"{tag}: planned failure {len(times)} of {n}")
-    gaps = [round((b - a) * 1000) for a, b in zip(times, times[1:])]
+    gaps = [round((b - a) * 1000) for a, b in itertools.pairwise(times)]
     return {"attempts": len(times), "gaps": gaps}
 
 
@@ -165,7 +166,6 @@ def set_environ(name, value):
     """Changes this process's environment (a write: the world changed)."""
     os.environ[name] = value
     _effect(f"setenv:{name}")
-    return None
 
 
 # --- saga participants --------------------------------------------------------
