@@ -308,6 +308,68 @@ def doc(
     raise typer.Exit(cmd_doc(target))
 
 
+
+@app.command()
+def serve(
+    files: List[str] = typer.Argument(None, metavar="FILE...", help="The .kflow files whose "
+                                      "workflows to serve."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on (0: any free port; the "
+                             "one chosen is printed)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file (default "
+                                     ".kflow/runs.db, or $KFLOW_DB)."),
+    api_keys: Optional[str] = typer.Option(None, "--api-keys", metavar="FILE",
+                                           help="API keys (hashed) and their roles; "
+                                           "without it every caller may do everything."),
+    rate_limit: Optional[str] = typer.Option(None, "--rate-limit", metavar="RATE",
+                                             help="Per-key token bucket, e.g. 20/s or 600/m "
+                                             "(keys may set their own)."),
+    block_for: str = typer.Option("1s", "--block-for", help="How long a request waits for "
+                                  "a run on a wait/sleep before answering 202 (waiting)."),
+    new_key: Optional[str] = typer.Option(None, "--new-key", metavar="NAME",
+                                          help="Make an API key NAME, add its hash to "
+                                          "--api-keys FILE, print the key, and exit."),
+    role: List[str] = typer.Option([], "--role", help="With --new-key: a role of the key "
+                                   "(repeatable; `*` holds every role)."),
+) -> None:
+    """Serve workflows over REST (OpenAPI), MCP (streamable HTTP at /mcp) and SSE/WebSocket.
+
+    Every workflow of the named files is the REST endpoint `kflow emit openapi` describes
+    (docs at /docs) and the MCP tool `kflow emit mcp` lists. Runs are durable: they share
+    the journal with `kflow run`, and a restarted server resumes the runs it left running.
+
+    Examples:
+
+      kflow serve orders.kflow approval.kflow --port 8000
+
+      kflow serve --new-key ops-bot --role ops --api-keys keys.json
+
+      kflow serve orders.kflow --api-keys keys.json --rate-limit 20/s
+    """
+    from .serve.cli import cmd_serve
+
+    raise typer.Exit(cmd_serve(list(files or []), host, port, db, api_keys, rate_limit,
+                               block_for, new_key, list(role)))
+
+
+@app.command(name="mcp")
+def mcp_command(
+    files: List[str] = typer.Argument(..., metavar="FILE...", help="The .kflow files."),
+    db: Optional[str] = typer.Option(None, "--db", help="Journal file (default "
+                                     ".kflow/runs.db, or $KFLOW_DB)."),
+    block_for: str = typer.Option("1s", "--block-for", help="How long a tool call waits "
+                                  "for a run on a wait/sleep before answering its run id."),
+) -> None:
+    """Serve the workflows as MCP tools over stdio (for a local AI agent).
+
+    The tools are those of `kflow emit mcp`, plus get_run and signal_run. Configure an MCP
+    client with the command `kflow mcp orders.kflow`.
+    """
+    from .serve.cli import cmd_mcp
+
+    raise typer.Exit(cmd_mcp(list(files), db, block_for))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the Typer app (the installed `kflow` script enters via kailash_dsl.launcher)."""
     app(args=argv, prog_name="kflow")

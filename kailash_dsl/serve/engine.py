@@ -1,0 +1,518 @@
+"""Runs executed by the durable VM inside the server.
+
+The runtime API (:mod:`kailash_dsl.runtime.api`) opens a journal per call and runs one run
+per process invocation. A server drives many runs at once in one event loop, so this module
+adapts it:
+
+- :class:`ServerJournal` is the runtime's :class:`~kailash_dsl.runtime.journal.SqliteJournal`
+  with *group commits across runs*: every run's flush (and every run creation) is queued
+  and one writer applies whatever is queued in a single SQLite transaction, so concurrent
+  runs share commits. A commit is acknowledged only once written (§7 rule 1 holds). It
+  also notifies event-stream listeners and records flush and step latencies.
+- :class:`Engine` starts runs (each in its own task, so a client that goes away does not
+  stop its run), delivers signals, follows events, and runs a scheduler that resumes, from
+  the journal, runs of the served files that are due: a wait whose signal arrived (from
+  any channel or `kflow signal`), a timer that expired, a cancel request, and runs left
+  `running` by a process that died (the restart-resume of §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+from ..runtime import api
+from ..runtime.journal import (
+    JournalError,
+    RunRecord,
+    SqliteJournal,
+    StepRecord,
+    _dumps,
+    owner_alive,
+    owner_id,
+)
+from ..runtime.vm import Run
+from .metrics import Metrics
+from .registry import Entry, Registry, check_signal
+
+log = logging.getLogger("kflow.serve")
+
+FINISHED = api.FINISHED
+
+
+class RunNotFound(Exception):
+    pass
+
+
+class RunFinished(Exception):
+    def __init__(self, rec: RunRecord) -> None:
+        super().__init__(f"run `{rec.run_id}` is {rec.status}; only running or waiting runs "
+                         "take signals")
+        self.rec = rec
+
+
+class RunConflict(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- journal
+
+
+def _apply(con: sqlite3.Connection, item: tuple) -> None:
+    if item[0] == "create":
+        rec: RunRecord = item[1]
+        con.execute(
+            "INSERT INTO runs (run_id, workflow, program_hash, source_path, input, "
+            "status, output, error, owner, wake_at, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (rec.run_id, rec.workflow, rec.program_hash, rec.source_path,
+             _dumps(rec.input), rec.status, None, None, rec.owner, None,
+             rec.created_at, rec.updated_at))
+        return
+    _, run_id, steps, events, run_update = item[:5]
+    if steps:
+        con.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
+                        [(run_id, s.key, 1 if s.ok else 0, s.value, s.attempts, s.started_at,
+                          s.finished_at) for s in steps])
+    if events:
+        con.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?)",
+                        [(run_id, *e) for e in events])
+    if run_update:
+        cols = ", ".join(f"{k}=?" for k in run_update)
+        con.execute(f"UPDATE runs SET {cols}, updated_at=? WHERE run_id=?",
+                    (*run_update.values(), time.time(), run_id))
+
+
+def _apply_batch(con: sqlite3.Connection, items: list) -> list | None:
+    """Write ``items`` in one transaction; on an error, one by one. Per-item errors."""
+    try:
+        for it in items:
+            _apply(con, it)
+        con.commit()
+        return None
+    except sqlite3.Error:
+        con.rollback()
+    errors: list = []
+    for it in items:
+        try:
+            _apply(con, it)
+            con.commit()
+            errors.append(None)
+        except sqlite3.Error as exc:
+            con.rollback()
+            errors.append(exc)
+    return errors
+
+
+class ServerJournal(SqliteJournal):
+    """The SQLite journal, shared by every run of the server, with group commits."""
+
+    def __init__(self, path, metrics: Metrics | None = None) -> None:
+        super().__init__(path)
+        self.metrics = metrics or Metrics()
+        self._queue: list[tuple] = []
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task | None = None
+        self._closing = False
+        self._listeners: dict[str, set[asyncio.Event]] = {}
+
+    async def open(self) -> "ServerJournal":
+        await super().open()
+        self._wake = asyncio.Event()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        return self
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._writer is not None and self._wake is not None:
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), 10)
+            except (asyncio.TimeoutError, Exception):  # pragma: no cover - best effort
+                self._writer.cancel()
+            self._writer = None
+        await super().close()
+
+    # -- queued writes -------------------------------------------------------------
+    def _enqueue(self, item: tuple) -> asyncio.Future:
+        if self._writer is None:
+            raise JournalError("the journal is closed")
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((*item, fut))
+        self._wake.set()  # type: ignore[union-attr]
+        return fut
+
+    def enqueue_create(self, rec: RunRecord) -> asyncio.Future:
+        """Queue the run's creation; it is written before any later commit of the run."""
+        fut = self._enqueue(("create", rec))
+        fut.add_done_callback(_ignore_result)
+        return fut
+
+    async def create_run(self, rec: RunRecord) -> None:
+        await self._enqueue(("create", rec))
+
+    async def commit(self, run_id: str, steps: list[StepRecord], events: list[tuple],
+                     run_update: dict | None = None) -> None:
+        await self._enqueue(("commit", run_id, steps, events, run_update))
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        metrics = self.metrics
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._queue:
+                if self._closing:
+                    return
+                continue
+            batch, self._queue = self._queue, []
+            t0 = time.perf_counter()
+            try:
+                errors = await self._run(_apply_batch, batch)
+            except Exception as exc:  # the connection itself failed
+                errors = [exc] * len(batch)
+            metrics.flush.observe(time.perf_counter() - t0)
+            metrics.flush_batch.observe(len(batch))
+            touched: set[str] = set()
+            for i, it in enumerate(batch):
+                fut: asyncio.Future = it[-1]
+                err = errors[i] if errors else None
+                if not fut.done():
+                    if err is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(JournalError(f"journal write failed: {err}"))
+                if it[0] == "create":
+                    touched.add(it[1].run_id)
+                else:
+                    touched.add(it[1])
+                    for s in it[2]:
+                        if s.started_at and s.finished_at:
+                            metrics.steps.observe(max(0.0, s.finished_at - s.started_at))
+            self._notify(touched)
+            if self._queue:
+                self._wake.set()
+
+    # -- listeners (event streams) ------------------------------------------------
+    def listen(self, run_id: str, ev: asyncio.Event) -> None:
+        self._listeners.setdefault(run_id, set()).add(ev)
+
+    def unlisten(self, run_id: str, ev: asyncio.Event) -> None:
+        s = self._listeners.get(run_id)
+        if s is not None:
+            s.discard(ev)
+            if not s:
+                del self._listeners[run_id]
+
+    def _notify(self, run_ids) -> None:
+        if not self._listeners:
+            return
+        for rid in run_ids:
+            for ev in self._listeners.get(rid, ()):
+                ev.set()
+
+    async def consume_signal(self, run_id, signal_id, key, step, events) -> None:
+        await super().consume_signal(run_id, signal_id, key, step, events)
+        self._notify((run_id,))
+
+    # -- queries the runtime journal does not have ---------------------------------
+    async def candidates(self, files: list[str]) -> list[tuple]:
+        """Runs of ``files`` that are running or waiting, with their newest unconsumed
+        signal id: (run_id, status, owner, wake_at, cancel_requested, max_signal)."""
+        if not files:
+            return []
+        marks = ",".join("?" * len(files))
+
+        def work(con):
+            return con.execute(
+                "SELECT r.run_id, r.status, r.owner, r.wake_at, r.cancel_requested, "
+                "(SELECT MAX(s.id) FROM signals s WHERE s.run_id = r.run_id AND "
+                "s.consumed_by IS NULL) FROM runs r WHERE r.status IN ('running', 'waiting') "
+                f"AND r.source_path IN ({marks})", files).fetchall()
+        return await self._run(work)
+
+    async def pending_signals(self, run_id: str) -> int:
+        def work(con):
+            return con.execute("SELECT COUNT(*) FROM signals WHERE run_id=? AND consumed_by "
+                               "IS NULL", (run_id,)).fetchone()[0]
+        return await self._run(work)
+
+    async def count_by_status(self) -> dict[str, int]:
+        def work(con):
+            return con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
+        return dict(await self._run(work))
+
+
+def _ignore_result(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+# ------------------------------------------------------------------------------ engine
+
+
+class Engine:
+    """Starts, resumes, signals and follows runs of the registry's workflows."""
+
+    def __init__(self, registry: Registry, db, *, block_for: float = 1.0,
+                 metrics: Metrics | None = None, poll: float = 0.25) -> None:
+        self.registry = registry
+        self.db = db
+        self.block_for = block_for
+        self.metrics = metrics or Metrics()
+        self.poll = poll
+        self.journal = ServerJournal(db, self.metrics)
+        self.me = owner_id()
+        self.active: dict[str, asyncio.Task] = {}
+        self.rewake: set[str] = set()
+        self.seen_signal: dict[str, int] = {}
+        self.refused: set[str] = set()
+        self.closing = False
+        #: set from the signal handler on SIGINT/SIGTERM: event streams end
+        self.draining = False
+        self._scheduler: asyncio.Task | None = None
+        self._opened = False
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def open(self) -> "Engine":
+        try:
+            await self.journal.open()
+        except JournalError as exc:
+            from . import StartupError
+            raise StartupError(str(exc)) from None
+        self._opened = True
+        self._scheduler = asyncio.get_running_loop().create_task(self._schedule_loop())
+        return self
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop: no new runs; let active runs reach a step boundary, else leave them
+        ``running`` in the journal (the next start resumes them)."""
+        if not self._opened:
+            return
+        self.closing = True
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            try:
+                await self._scheduler
+            except (asyncio.CancelledError, Exception):
+                pass
+        live = [t for t in self.active.values() if not t.done()]
+        if live:
+            done, pending = await asyncio.wait(live, timeout=grace)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+                log.warning("left %d run(s) running; they resume on the next start",
+                            len(pending))
+        await self.journal.close()
+        self._opened = False
+
+    # -- starting runs -------------------------------------------------------------
+    async def start(self, e: Entry, values: dict, input_json: Any, *,
+                    run_id: str | None = None, channel: str = "rest") -> dict:
+        """Run ``e`` with checked ``values``; its result, or its state once it waits."""
+        if self.closing:
+            raise api.CannotStart("the server is shutting down")
+        j = self.journal
+        now = time.time()
+        if run_id is not None:
+            existing = await j.get_run(run_id)
+            if existing is not None or run_id in self.active:
+                if existing is None:
+                    raise RunConflict(f"run `{run_id}` is starting already")
+                if existing.workflow != e.qualname or existing.input != input_json:
+                    raise RunConflict(f"run `{run_id}` already exists for a different "
+                                      "workflow or input")
+                if existing.status not in FINISHED:
+                    self.wake(run_id)
+                return existing.result()
+            rid = run_id
+        else:
+            rid = str(uuid.uuid4())
+        rec = RunRecord(rid, e.qualname, e.prog.program_hash, e.prog.path, input_json,
+                        "running", None, None, self.me, None, now, now)
+        run = Run(e.prog, e.rwf, rid, j, {}, self.block_for)
+        run.event("started", None, {"workflow": e.qualname, "channel": channel})
+        if run_id is not None:
+            await j.create_run(rec)
+        else:
+            j.enqueue_create(rec)
+        self.metrics.started.inc(channel)
+        task = asyncio.get_running_loop().create_task(self._guard(rid, api._execute(run,
+                                                                                   values)))
+        self.active[rid] = task
+        return await asyncio.shield(task)
+
+    async def _guard(self, rid: str, coro) -> dict | None:
+        try:
+            out = await coro
+            if out is None:
+                return None
+            self.metrics.finished.inc(out.status)
+            return out.result
+        except api.CannotStart as exc:
+            if "another live process" not in exc.message and rid not in self.refused:
+                self.refused.add(rid)
+                log.warning("cannot resume run %s: %s", rid, exc.message)
+            return None
+        finally:
+            if self.active.get(rid) is asyncio.current_task():
+                del self.active[rid]
+            if rid in self.rewake:
+                self.rewake.discard(rid)
+                if not self.closing:
+                    self.wake(rid)
+
+    # -- resuming ------------------------------------------------------------------
+    def wake(self, rid: str) -> None:
+        """Resume run ``rid`` here if it is due (a no-op for finished or foreign runs)."""
+        if self.closing:
+            return
+        if rid in self.active:
+            self.rewake.add(rid)
+            return
+        self.active[rid] = asyncio.get_running_loop().create_task(
+            self._guard(rid, self._resume(rid)))
+
+    async def _resume(self, rid: str):
+        j = self.journal
+        rec = await j.get_run(rid)
+        if rec is None or rec.status in FINISHED:
+            return None
+        prog = self.registry.program_for(rec.source_path)
+        if prog is None:
+            return None
+        if rec.status == "waiting":
+            due = (rec.wake_at is not None and rec.wake_at <= time.time()) \
+                or rec.cancel_requested or await j.pending_signals(rid) > 0
+            if not due:
+                return None
+        elif rec.owner and rec.owner != self.me and owner_alive(rec.owner):
+            return None
+        return await api._drive_resume(j, rec, prog, self.block_for, False,
+                                       cancel=rec.cancel_requested)
+
+    async def _schedule_loop(self) -> None:
+        while not self.closing:
+            try:
+                await self.scan()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # pragma: no cover - keep scheduling
+                log.exception("scheduler scan failed")
+            await asyncio.sleep(self.poll)
+
+    async def scan(self) -> list[str]:
+        """Wake every run of the served files that is due; return their ids."""
+        now = time.time()
+        woken = []
+        for rid, status, owner, wake_at, cancel, max_sig in \
+                await self.journal.candidates(self.registry.files):
+            if rid in self.active or rid in self.refused:
+                continue
+            if status == "running":
+                if owner and owner != self.me and owner_alive(owner):
+                    continue
+            else:
+                due = (wake_at is not None and wake_at <= now) or bool(cancel)
+                if max_sig and max_sig > self.seen_signal.get(rid, 0):
+                    self.seen_signal[rid] = max_sig
+                    due = True
+                if not due:
+                    continue
+            woken.append(rid)
+            self.wake(rid)
+        return woken
+
+    # -- signals and reading -------------------------------------------------------
+    async def get(self, rid: str) -> RunRecord | None:
+        return await self.journal.get_run(rid)
+
+    def program_of(self, rec: RunRecord):
+        prog = self.registry.program_for(rec.source_path)
+        if prog is None:
+            try:
+                prog = api.load(rec.source_path)
+            except api.CannotStart:
+                prog = None
+        return prog
+
+    async def signal(self, rid: str, name: str, payload: Any) -> RunRecord:
+        rec = await self.journal.get_run(rid)
+        if rec is None:
+            raise RunNotFound(rid)
+        if rec.status in FINISHED:
+            raise RunFinished(rec)
+        check_signal(self.program_of(rec), name, payload, rid)
+        await self.journal.add_signal(rid, name, payload)
+        if rec.status == "waiting" or rid in self.active:
+            self.wake(rid)
+        return rec
+
+    async def follow(self, rid: str, after: int = 0,
+                     stop: asyncio.Event | None = None) -> AsyncIterator[tuple[str, Any]]:
+        """Yield ("event", event) for each event after ``after``, then ("end", record) once
+        the run finished. Stops early (without "end") when ``stop`` is set."""
+        j = self.journal
+        ev = asyncio.Event()
+        j.listen(rid, ev)
+        try:
+            while True:
+                ev.clear()
+                for e in await j.load_events(rid, after):
+                    after = e["seq"]
+                    yield "event", e
+                rec = await j.get_run(rid)
+                if rec is None:
+                    return
+                if rec.status in FINISHED:
+                    for e in await j.load_events(rid, after):
+                        after = e["seq"]
+                        yield "event", e
+                    yield "end", rec
+                    return
+                if self.closing or self.draining or (stop is not None and stop.is_set()):
+                    return
+                try:
+                    await asyncio.wait_for(ev.wait(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            j.unlisten(rid, ev)
+
+    async def wait_for(self, rid: str, timeout: float) -> RunRecord | None:
+        """The run once it finished, or as it is after ``timeout`` seconds."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        j = self.journal
+        ev = asyncio.Event()
+        j.listen(rid, ev)
+        try:
+            while True:
+                ev.clear()
+                rec = await j.get_run(rid)
+                left = deadline - time.monotonic()
+                if rec is None or rec.status in FINISHED or left <= 0 or self.closing:
+                    return rec
+                try:
+                    await asyncio.wait_for(ev.wait(), timeout=min(left, 0.5))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            j.unlisten(rid, ev)
+
+    async def run_counts(self) -> dict[str, int]:
+        return await self.journal.count_by_status()
+
+
+def run_view(rec: RunRecord) -> dict:
+    """A run as the REST API and `get_run` show it (the OpenAPI `Run` schema)."""
+    out = {"run_id": rec.run_id, "workflow": rec.workflow, "status": rec.status,
+           "output": rec.output, "error": rec.error}
+    if rec.status == "waiting" and rec.wake_at is not None:
+        out["wake_at"] = rec.wake_at
+    return out
