@@ -55,6 +55,18 @@ def test_docs_bytecode_listing_is_what_dis_prints(kflow, tmp_path):
     assert res.stdout == listing.group(1), "update the listing in docs/bytecode.md"
 
 
+def test_docs_durability_graph_is_what_graph_prints(kflow, tmp_path):
+    """The Mermaid diagram in docs/durability.md is `kflow graph` of its example."""
+    doc = (REPO / "docs" / "durability.md").read_text(encoding="utf-8")
+    source = re.search(r"## The example\n\n```kflow\n(.*?)```", doc, re.DOTALL)
+    graph = re.search(r"```mermaid\n(.*?)```", doc, re.DOTALL)
+    assert source and graph
+    (tmp_path / "booking.kflow").write_text(source.group(1))
+    res = kflow("graph", "booking.kflow", cwd=tmp_path)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == graph.group(1), "update the diagram in docs/durability.md"
+
+
 # --- kflow dis ------------------------------------------------------------------------
 
 ORDERS = """\
