@@ -70,6 +70,8 @@ def format_source(text: str, path: str = "<string>") -> str:
         d = errors[0] if errors else diags[0]
         raise FormatSyntaxError(format_diagnostic(d), errors or diags)
     out = _Printer(text, module).module()
+    if text.count("\r\n") * 2 > text.count("\n"):  # keep Windows line endings
+        out = out.replace("\r\n", "\n").replace("\n", "\r\n")
     again, diags2 = parse(out, path)
     if again is None or any(d.is_error for d in diags2):
         where = format_diagnostic(diags2[0]) if diags2 else "?"

@@ -489,3 +489,11 @@ def test_comment_in_an_unbreakable_header_goes_above_at_the_right_indent() -> No
     out = _fmt(src)
     assert '    # why\n    if xs[i] == "a" {  # eol\n' in out
     assert _fmt(out) == out
+
+
+def test_windows_line_endings_are_kept() -> None:
+    src = 'const A=1  # c\r\nworkflow W() -> str {\r\n  let t = """\r\n  x\r\n  """\r\n  return t\r\n}\r\n'
+    out = _fmt(src)
+    assert out == ('const A = 1  # c\r\n\r\nworkflow W() -> str {\r\n  let t = """\r\n  x\r\n'
+                   '  """\r\n  return t\r\n}\r\n')
+    assert _fmt(out) == out
