@@ -759,6 +759,9 @@ class _Printer:
             brace = 2 if isinstance(d, A.WorkflowDecl) else 0
             prefix = f"{kw} {d.name}"
             res_tail = (4 + len(self.flat_type(d.result)) if d.result is not None else 0) + brace
+            if d.result is not None and 1 + res_tail > WIDTH:
+                # the result breaks anyway: keep the parameters on the first line if they fit
+                res_tail = 5 + brace
             lines = self.join([L(0, prefix)], self.params(d, 0, len(prefix), res_tail))
             if d.result is not None:
                 lines = self.join(lines, self.cat(self.col_after(lines, 0), 0, brace, " -> ",

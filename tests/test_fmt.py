@@ -497,3 +497,13 @@ def test_windows_line_endings_are_kept() -> None:
     assert out == ('const A = 1  # c\r\n\r\nworkflow W() -> str {\r\n  let t = """\r\n  x\r\n'
                    '  """\r\n  return t\r\n}\r\n')
     assert _fmt(out) == out
+
+
+def test_header_breaks_the_result_when_it_cannot_fit_anyway() -> None:
+    fields = ", ".join(f"field_{i}: int" for i in range(10))
+    out = _fmt(f"workflow W(a: int, b: str) -> {{{fields}}} {{\n  return {{}}\n}}\n")
+    assert out.startswith("workflow W(a: int, b: str) -> {\n  field_0: int,\n")
+    assert "  field_9: int,\n} {\n  return {}\n}\n" in out
+    params = ", ".join(f"p{i}: str" for i in range(12))
+    out = _fmt(f"node N({params}) -> {{id: str, ok: bool}}\n")
+    assert out.startswith("node N(\n  p0: str,\n") and out.endswith(") -> {id: str, ok: bool}\n")
