@@ -136,3 +136,9 @@ def test_syntax_error_analysis_has_only_the_syntax_diagnostic(tmp_path: Path) ->
     assert not a.ok
     assert [d.code for d in a.diagnostics] == ["E0001"]
     assert a.hover(1, 2) is None and a.symbols() == []
+
+
+def test_completion_of_stdlib_modules_in_an_import(a) -> None:
+    labels = _labels(complete("import std.\n", 1, len("import std.") + 1, a))
+    assert {"core", "http", "sql", "file", "json", "text"} <= labels
+    assert _labels(complete("import std.\n", 1, len("import std.") + 1, None)) == labels

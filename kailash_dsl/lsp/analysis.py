@@ -609,6 +609,11 @@ def complete(text: str, line: int, col: int, good: Analysis | None) -> list[Comp
     prefix = cur[:col - 1]
     if "#" in _strip_strings(prefix):
         return []
+    if re.fullmatch(r"\s*import\s+std\.[A-Za-z_]*", prefix):
+        from ..compiler.loader import STDLIB_DIR
+
+        return [Completion(p.stem, "module", f"std.{p.stem}", sort="0")
+                for p in sorted(STDLIB_DIR.glob("*.kflow"))]
     m = _ATTR.search(prefix)
     if m:
         return [Completion(name, "attr", doc[0], doc=doc[1]) for name, doc in
