@@ -401,3 +401,20 @@ def test_show_json_shape(k, journal):
     types = [e["type"] for e in events]
     assert types[0] == "started" and types[-1] == "completed"
     assert "step.completed" in types
+
+
+def test_open_run_id_with_a_different_input_is_refused(k, project):
+    db = project / "runs.db"
+    res = k("run", "wf.kflow", "--workflow", "Approve", "--input", '{"id": "e1"}',
+            "--run-id", "ap", "--db", db, "--block-for", "0s", "--format", "json")
+    assert res.exit_code == 3
+    before = digest(db)
+    other = k("run", "wf.kflow", "--workflow", "Approve", "--input", '{"id": "e2"}',
+              "--run-id", "ap", "--db", db, "--block-for", "0s", "--format", "json")
+    assert_refused(other, "`ap`", "kflow resume ap")
+    assert digest(db) == before
+    # the same input continues the open run (like `kflow resume`), running nothing twice
+    same = k("run", "wf.kflow", "--workflow", "Approve", "--input", '{"id": "e1"}',
+             "--run-id", "ap", "--db", db, "--block-for", "0s", "--format", "json")
+    assert same.exit_code == 3
+    assert effects(project) == ["asked:e1"]
