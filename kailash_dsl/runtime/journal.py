@@ -166,6 +166,10 @@ def check_journal_file(path: Path) -> None:
     """Refuse clearly when ``path`` exists but is not a kflow journal we understand."""
     if not path.exists():
         parent = path.parent
+        for anc in [parent, *parent.parents]:
+            if anc.exists() and not anc.is_dir():
+                raise JournalError(f"cannot create the journal {path}: {anc} is a file, "
+                                   "not a folder")
         if not parent.exists():
             try:
                 parent.mkdir(parents=True, exist_ok=True)
@@ -240,6 +244,10 @@ class SqliteJournal:
         import aiosqlite
 
         check_journal_file(self.path)
+        try:  # probe synchronously: a failed aiosqlite connect leaves its thread behind
+            sqlite3.connect(str(self.path)).close()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the journal {self.path}: {exc}") from None
         try:
             self.conn = await aiosqlite.connect(str(self.path), isolation_level=None)
         except sqlite3.Error as exc:

@@ -605,7 +605,13 @@ class Run:
         timeout_ms = timeout_override if timeout_override is not None else node.timeout_ms
         breaker = N.breaker_for(node)
         bulkhead = N.bulkhead_for(node)
-        impl = N.load_impl(node, method) if node.impl else None
+        try:
+            impl = N.load_impl(node, method) if node.impl else None
+        except KflowError as exc:
+            err = KflowError(exc.kind, exc.message, key)
+            if node.effect != "pure":
+                self.record(key, False, err.to_dict(), 0, time.time())
+            raise err from None
         started = time.time()
         attempt = 0
         last: KflowError | None = None
