@@ -418,3 +418,16 @@ def test_open_run_id_with_a_different_input_is_refused(k, project):
              "--run-id", "ap", "--db", db, "--block-for", "0s", "--format", "json")
     assert same.exit_code == 3
     assert effects(project) == ["asked:e1"]
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--input-file", "nope.json"], ["--input-file", "nope.json"]),
+    (["--input", "{}", "--input-file", "in.json"], ["--input", "--input-file"]),
+    (["--input", "{}", "--block-for", "forever"], ["--block-for", "forever"]),
+    (["--input", "{}", "--format", "yaml"], ["--format", "yaml"]),
+], ids=["missing-input-file", "both-inputs", "bad-block-for", "bad-format"])
+def test_usage_errors_create_no_journal(k, project, extra, needles):
+    (project / "in.json").write_text("{}")
+    res = k("run", "wf.kflow", "--workflow", "Approve", "--db", project / "new.db", *extra)
+    assert_refused(res, *needles)
+    assert not (project / "new.db").exists()

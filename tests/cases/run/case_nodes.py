@@ -277,3 +277,14 @@ class CrashyPrepareLedger(Ledger):
 def refund_fails(booking):
     _effect(f"refund-fails:{booking}")
     raise RuntimeError(f"cannot cancel {booking}")
+
+
+def crash_on(tag, crash_tag):
+    """A write that kills the process the first time it runs for ``crash_tag``."""
+    if tag == crash_tag:
+        marker = _state() / f"crashed-{tag}"
+        if not marker.exists():
+            marker.write_text("1")
+            os._exit(137)
+    _effect(f"done:{tag}")
+    return {"tag": tag}
