@@ -24,8 +24,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .diagnostics import Diagnostic
 from .grammar import ast as A
@@ -33,7 +33,7 @@ from .grammar import ast as A
 WIDTH = 100
 STEP = 2
 
-__all__ = ["FormatError", "FormatSyntaxError", "format_source", "WIDTH"]
+__all__ = ["WIDTH", "FormatError", "FormatSyntaxError", "format_source"]
 
 
 class FormatError(Exception):
@@ -98,7 +98,7 @@ _SCAN = re.compile(
     r"|(?P<x>[)\]}])"
     r'|(?P<w>[^"\#()\[\]{}]+)'
     r"|(?P<any>.)",
-    re.S,
+    re.DOTALL,
 )
 
 
@@ -471,7 +471,7 @@ class _Printer:
         flat = self._flat(e)
         if self.fits(col, flat, tail) and not self.has_comment(self.start(e), self.end(e)):
             return self.text_lines(flat)
-        sub = lambda x, p=0: (lambda i, c, t: self.ex(x, i, c, t, p))  # noqa: E731
+        sub = lambda x, p=0: (lambda i, c, t: self.ex(x, i, c, t, p))
         if isinstance(e, A.Call):
             lpar = self.next_opener("(", self.end(e.func))
             return self.cat(col, ind, tail, sub(e.func, 10), lambda i, c, t: self.bracketed(
@@ -636,7 +636,7 @@ class _Printer:
         return lines[:-1] + self.braced(merged, hstart, blk, ind, hoist_inside=True)
 
     def stmt(self, s, ind: int) -> list[L]:
-        sub = lambda x, p=0: (lambda i, c, t: self.ex(x, i, c, t, p))  # noqa: E731
+        sub = lambda x, p=0: (lambda i, c, t: self.ex(x, i, c, t, p))
         if isinstance(s, A.Let):
             parts: list = [f"let {s.name}"]
             if s.type is not None:
@@ -775,7 +775,7 @@ class _Printer:
         m = self.mod
         out: list[L] = []
         items = ([m.module_decl] if m.module_decl else []) + list(m.imports) + list(m.decls)
-        first_of = lambda d: (d.attrs[0] if getattr(d, "attrs", ()) else d)  # noqa: E731
+        first_of = lambda d: (d.attrs[0] if getattr(d, "attrs", ()) else d)
         items.sort(key=lambda d: self.start(first_of(d)))
         prev_item = None
         prev_line = 0

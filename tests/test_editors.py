@@ -123,8 +123,8 @@ def test_extension_client_with_stubbed_vscode() -> None:
     proc = subprocess.run([node, "--test", "tests/extension.test.js"], cwd=VSCODE,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"^# pass [1-9]", proc.stdout, re.M), proc.stdout
-    assert re.search(r"^# fail 0", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^# pass [1-9]", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^# fail 0", proc.stdout, re.MULTILINE), proc.stdout
 
 
 def test_vsce_packages_the_extension(tmp_path: Path) -> None:

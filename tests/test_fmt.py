@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kailash_dsl.format import (
+    _SCAN,
     WIDTH,
     FormatError,
     FormatSyntaxError,
-    _SCAN,
     format_source,
     run_fmt,
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types as T
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
@@ -495,9 +496,9 @@ def test_rename_binding(ws) -> None:
 
 def test_rename_refuses_non_bindings_and_bad_names(ws, main_doc) -> None:
     assert ws.prepare_rename(main_doc, utf16_pos(MAIN, "Charge(amount: amount)")) is None
-    with pytest.raises(Exception):
+    with pytest.raises(JsonRpcException):
         ws.rename(main_doc, utf16_pos(MAIN, "let c =", offset=4), "let")
-    with pytest.raises(Exception):
+    with pytest.raises(JsonRpcException):
         ws.rename(main_doc, utf16_pos(MAIN, "Charge(amount: amount)"), "Pay2")
 
 
