@@ -212,7 +212,17 @@ def program_hash(prog: CompiledProgram) -> str:
     from .dis import disassemble_program
 
     text = disassemble_program(prog, with_lines=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    # defaults and record-field defaults are behaviour too
+    parts = [text]
+    for q in sorted(prog.workflows):
+        wf = prog.workflows[q]
+        parts.append(q + repr([(p.name, repr(p.type), p.default.source if p.default else None)
+                               for p in wf.params]) + repr(wf.result))
+    for q in sorted(prog.nodes):
+        n = prog.nodes[q]
+        parts.append(q + repr([(p.name, repr(p.type), p.default.source if p.default else None)
+                               for p in n.params]) + repr(n.result))
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
 def dumps(prog: CompiledProgram) -> bytes:

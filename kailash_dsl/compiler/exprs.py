@@ -147,7 +147,7 @@ class ExprCompiler:
         left = self.expr(e.left)
         if op == "??":
             self.tmp += 1
-            t = f"_t{id(e) % 100000}_{self.tmp}"
+            t = f"_t{self.tmp}"
             right = self.expr(e.right)
             return f"({t} if ({t} := {left}) is not None else {right})"
         right = self.expr(e.right)

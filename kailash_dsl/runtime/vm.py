@@ -176,6 +176,8 @@ class Run:
         #: set when `kflow cancel` asked for this run (checked at instruction boundaries)
         self.cancel_requested = False
         self.nondet_seen: dict[str, int] = {}
+        #: §10: env() reads the environment as it was when the run (or resume) started
+        self.environ = dict(os.environ)
 
     # -- journal ---------------------------------------------------------------
     def record(self, key: str, ok: bool, value_json: Any, attempts: int = 1,
@@ -229,7 +231,7 @@ class Run:
                 key = f"{key}.{seen}"
         rec = self.recorded.get(key)
         if name == "secret":
-            value = os.environ.get(str(args[0]))
+            value = self.environ.get(str(args[0]))
             if value is None:
                 raise KflowError("StepFailed", f"secret `{args[0]}` is not set in the "
                                  "environment")
@@ -246,7 +248,7 @@ class Run:
         elif name == "random":
             value = _random.random()
         elif name == "env":
-            value = os.environ.get(str(args[0]))
+            value = self.environ.get(str(args[0]))
         else:  # pragma: no cover
             raise KflowError("StepFailed", f"unknown builtin {name}")
         self.record(key, True, value)
