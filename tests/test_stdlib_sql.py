@@ -435,3 +435,69 @@ def test_pg_two_phase_commit_through_kflow_run(pg2pc, tmp_path):
     assert bad["status"] == "failed", bad
     assert (_balance(url, "a"), _balance(second, "b")) == (a0 - 25, b0 + 25)
     assert _prepared(url) == [] and _prepared(second) == []
+
+
+CRASHY_PG = '''
+import os
+from pathlib import Path
+from kailash_dsl.stdlib.sql import PgParticipant
+
+class CrashyPg(PgParticipant):
+    """Dies the first time it is asked to commit: after both prepares and the decision."""
+
+    def commit(self, *, ctx):
+        marker = Path(os.environ["CRASHY_MARKER"])
+        if not marker.exists():
+            marker.write_text("1")
+            os._exit(137)
+        super().commit(ctx=ctx)
+'''
+
+TWO_PC_CRASHY = """
+@impl("crashy_pg:CrashyPg")
+@effect(write, resource: "pg")
+@transactional(resource: "pg")
+node Exec(db: str, sql: str, params: list[json] = []) -> {rowcount: int, lastrowid: int?}
+
+workflow Move(a: str, b: str, amount: int) -> int {
+  transaction 2pc {
+    let debit = Exec(db: a, sql: "UPDATE kflow_acct SET balance = balance - %s WHERE id = 'a'", params: [amount])
+    let credit = Exec(db: b, sql: "UPDATE kflow_acct SET balance = balance + %s WHERE id = 'b'", params: [amount])
+  }
+  return debit.rowcount + credit.rowcount
+}
+"""
+
+
+def test_pg_crash_between_prepare_and_commit_is_finished_by_resume(pg2pc, tmp_path):
+    """The process dies after both databases prepared and the decision was journaled;
+    `kflow resume` carries the decision out: both commit, nothing stays prepared."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    url, second = pg2pc
+    (tmp_path / "crashy_pg.py").write_text(CRASHY_PG, encoding="utf-8")
+    prog = tmp_path / "move.kflow"
+    prog.write_text(TWO_PC_CRASHY, encoding="utf-8")
+    env = dict(os.environ, CRASHY_MARKER=str(tmp_path / "crashed"),
+               KFLOW_PG_2PC_REGISTRY=str(tmp_path / "registry.json"))
+    db = str(tmp_path / "runs.db")
+    a0, b0 = _balance(url, "a"), _balance(second, "b")
+
+    def kflow(*args):
+        return subprocess.run([sys.executable, "-m", "kailash_dsl", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    first = kflow("run", str(prog), "--input", json.dumps({"a": url, "b": second, "amount": 7}),
+                  "--run-id", "pgcrash", "--db", db, "--format", "json")
+    assert first.returncode == 137 and first.stdout == "", first.stderr
+    # both held, in doubt (pg_prepared_xacts is server-wide: both databases show up)
+    assert {"kflow:pgcrash:debit", "kflow:pgcrash:credit"} <= set(_prepared(url))
+    assert (_balance(url, "a"), _balance(second, "b")) == (a0, b0)
+    done = kflow("resume", "pgcrash", "--db", db, "--format", "json")
+    out = json.loads(done.stdout)
+    assert out["status"] == "completed" and out["output"] == 2, (out, done.stderr)
+    assert _prepared(url) == [] and _prepared(second) == []
+    assert (_balance(url, "a"), _balance(second, "b")) == (a0 - 7, b0 + 7)
