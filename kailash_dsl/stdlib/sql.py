@@ -282,7 +282,8 @@ class PgParticipant:
 
         try:
             with psycopg.connect(url, autocommit=True) as conn:
-                found = conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", [gid]).fetchone()
+                found = conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s AND "
+                                     "database = current_database()", [gid]).fetchone()
                 if found:
                     conn.execute(pgsql.SQL(verb + " PREPARED {}").format(pgsql.Literal(gid)))
                 return bool(found)
@@ -367,7 +368,10 @@ def _find_prepared(gid: str, ctx: Any) -> str | None:
     for url in urls:
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-                if conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", [gid]).fetchone():
+                # pg_prepared_xacts is server-wide; COMMIT PREPARED must run in the
+                # database that prepared it
+                if conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s AND "
+                                "database = current_database()", [gid]).fetchone():
                     return url
         except psycopg.Error:
             continue
