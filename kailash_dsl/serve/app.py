@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import html
 import json
 import logging
@@ -107,9 +108,12 @@ class ServerState:
 class Gate:
     """Authenticate, rate-limit and count every request (REST, events, WebSocket, MCP)."""
 
-    def __init__(self, app, state: ServerState) -> None:
+    def __init__(self, app, state: ServerState, fast: dict | None = None) -> None:
         self.app = app
         self.state = state
+        #: (method, path) -> endpoint, for workflow routes without path parameters: the
+        #: hot path skips Starlette's router and middleware stack
+        self.fast = fast or {}
 
     async def __call__(self, scope, receive, send) -> None:
         kind = scope["type"]
@@ -129,17 +133,20 @@ class Gate:
             await send(message)
 
         path = scope["path"]
+        template = None
         try:
             if path in OPEN_PATHS:
                 await self.app(scope, receive, send_wrapped)
                 return
-            headers = _Headers(scope)
-            query = None
-            if kind == "websocket":
-                from starlette.datastructures import QueryParams
-                query = QueryParams(scope.get("query_string", b""))
+            key = None
+            if st.auth.enabled:
+                query = None
+                if kind == "websocket":
+                    from starlette.datastructures import QueryParams
+                    query = QueryParams(scope.get("query_string", b""))
+                key = key_from_headers(_Headers(scope), query)
             client = (scope.get("client") or ("", 0))[0]
-            principal = st.auth.principal(key_from_headers(headers, query), client)
+            principal = st.auth.principal(key, client)
             if principal is None:
                 await self._deny(scope, receive, send_wrapped, 401,
                                  "this server needs an API key: send `Authorization: Bearer "
@@ -156,12 +163,24 @@ class Gate:
                                  {"Retry-After": ra})
                 return
             scope["kflow.principal"] = principal
-            await self.app(scope, receive, send_wrapped)
+            endpoint = self.fast.get((scope.get("method"), path)) if kind == "http" else None
+            if endpoint is None:
+                await self.app(scope, receive, send_wrapped)
+                return
+            template = endpoint.e.path
+            try:
+                await endpoint(scope, receive, send_wrapped)
+            except Exception as exc:
+                log.exception("internal error on %s %s", scope.get("method"), path)
+                if status_box[0] == 500:  # nothing sent yet
+                    await problem(500, f"internal error: {type(exc).__name__}; the server "
+                                       "log has the traceback", path)(scope, receive,
+                                                                      send_wrapped)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or ("unmatched" if status_box[0] == 404
-                                                        else path if path in OPEN_PATHS
-                                                        else "unmatched")
+            if template is None:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or (
+                    path if path in OPEN_PATHS and status_box[0] != 404 else "unmatched")
             method = scope.get("method", "WS") if kind == "http" else "WS"
             st.metrics.requests.inc(template, method, str(status_box[0]))
             st.metrics.request_latency.observe(time.perf_counter() - t0, template)
@@ -215,61 +234,119 @@ def _may_see(st: ServerState, principal: Principal, workflow: str) -> bool:
 # ------------------------------------------------------------------------------ routes
 
 
-def _workflow_endpoint(st: ServerState, e: Entry):
-    registry, engine = st.registry, st.engine
+class _TooLarge(Exception):
+    pass
 
-    async def endpoint(request: Request) -> Response:
-        instance = request.url.path
-        principal = _principal(request.scope)
+
+async def read_body(receive, limit: int = MAX_BODY) -> bytes | None:
+    """The request body (None when the client went away); :class:`_TooLarge` past
+    ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return None
+        chunk = msg.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge()
+            chunks.append(chunk)
+        if not msg.get("more_body", False):
+            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
+class WorkflowEndpoint:
+    """``POST /workflows/<Name>`` (or its ``@api`` route) as a plain ASGI app: the hot path
+    of the server, so no Request/Response objects."""
+
+    def __init__(self, st: ServerState, e: Entry) -> None:
+        self.st = st
+        self.e = e
+        self.__name__ = f"run_{e.name}"
+
+    async def __call__(self, scope, receive, send) -> None:
+        st, e = self.st, self.e
+        instance = scope["path"]
+        principal = _principal(scope)
         if not principal.may(e.roles):
-            return problem(403, f"`{e.name}` needs one of the roles {', '.join(e.roles)}; "
+            resp = problem(403, f"`{e.name}` needs one of the roles {', '.join(e.roles)}; "
                                 f"the key `{principal.name}` has "
                                 f"{', '.join(sorted(principal.roles)) or 'none'}", instance)
+            await resp(scope, receive, send)
+            return
         body = None
-        if not e.in_query:
-            raw = await request.body()
+        query = None
+        if e.in_query:
+            from starlette.datastructures import QueryParams
+            query = QueryParams(scope.get("query_string", b""))
+        else:
+            try:
+                raw = await read_body(receive)
+            except _TooLarge:
+                await problem(413, f"the body is larger than {MAX_BODY} bytes",
+                              instance)(scope, receive, send)
+                return
+            if raw is None:
+                return
             if raw.strip():
                 try:
                     body = json.loads(raw)
                 except ValueError as exc:
                     msg = f"the body is not valid JSON: {exc}"
-                    return problem(422, msg, instance,
-                                   errors=[{"field": "", "message": msg}])
+                    await problem(422, msg, instance, errors=[{"field": "", "message": msg}]
+                                  )(scope, receive, send)
+                    return
         try:
-            data = registry.request_input(e, request.path_params, request.query_params, body)
+            data = st.registry.request_input(e, scope.get("path_params") or {}, query, body)
             values = check_input(e.rwf, data)
         except InputError as exc:
-            return validation_problem(exc, instance)
-        run_id = request.headers.get("kflow-run-id") or None
+            await validation_problem(exc, instance)(scope, receive, send)
+            return
+        run_id = None
+        for k, v in scope["headers"]:
+            if k == b"kflow-run-id":
+                run_id = v.decode("latin-1") or None
         try:
-            result = await engine.start(e, values, data, run_id=run_id, channel="rest")
+            result = await st.engine.start(e, values, data, run_id=run_id, channel="rest")
         except RunConflict as exc:
-            return problem(409, str(exc), instance)
+            await problem(409, str(exc), instance)(scope, receive, send)
+            return
         except api.CannotStart as exc:
-            return problem(503, exc.message, instance)
+            await problem(503, exc.message, instance)(scope, receive, send)
+            return
         if result is None:  # pragma: no cover - only when resuming was refused
-            return problem(503, "the run could not be driven here", instance)
+            await problem(503, "the run could not be driven here", instance)(scope, receive,
+                                                                            send)
+            return
+        out = {"run_id": result["run_id"], "status": result["status"],
+               "output": result.get("output"), "error": result.get("error")}
+        headers = [_JSON_HEADERS]
+        status = 200
         if result["status"] in ("waiting", "running"):
-            out = {k: result.get(k) for k in ("run_id", "status", "output", "error")}
+            status = 202
             for k in ("waiting_for", "wake_at"):
                 if result.get(k) is not None:
                     out[k] = result[k]
-            return json_response(out, 202, {"Location": f"/runs/{result['run_id']}"})
-        return json_response({k: result.get(k) for k in ("run_id", "status", "output",
-                                                         "error")})
-
-    endpoint.__name__ = f"run_{e.name}"
-    return endpoint
+            headers.append((b"location", f"/runs/{result['run_id']}".encode()))
+        payload = _dumps(out)
+        headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
 
 async def _find_run(st: ServerState, request: Request):
     rid = request.path_params["run_id"]
     rec = await st.engine.get(rid)
     if rec is None:
-        return None, problem(404, f"no run `{rid}`", request.url.path)
+        return None, problem(404, f"no run `{rid}`", request.scope["path"])
     if not _may_see(st, _principal(request.scope), rec.workflow):
         return None, problem(403, f"the key `{_principal(request.scope).name}` may not see "
-                                  f"runs of `{rec.workflow}`", request.url.path)
+                                  f"runs of `{rec.workflow}`", request.scope["path"])
     return rec, None
 
 
@@ -283,12 +360,17 @@ def _run_routes(st: ServerState) -> list:
         return json_response(run_view(rec))
 
     async def send_signal(request: Request) -> Response:
-        instance = request.url.path
+        instance = request.scope["path"]
         rec, err = await _find_run(st, request)
         if err is not None:
             return err
         name = request.path_params["name"]
-        raw = await request.body()
+        try:
+            raw = await read_body(request.receive)
+        except _TooLarge:
+            return problem(413, f"the body is larger than {MAX_BODY} bytes", instance)
+        if raw is None:
+            return Response(status_code=400)
         payload = None
         if raw.strip():
             try:
@@ -451,7 +533,7 @@ def build_app(st: ServerState, *, host: str = "127.0.0.1", on_ready=None) -> Sta
 
     routes: list = []
     for e in st.registry.entries:
-        routes.append(Route(e.path, _workflow_endpoint(st, e), methods=[e.method]))
+        routes.append(Route(e.path, WorkflowEndpoint(st, e), methods=[e.method]))
     routes.extend(_run_routes(st))
     routes.extend(_service_routes(st))
     mcp_server = build_mcp_server(st.registry, st.engine, st.metrics)
@@ -462,6 +544,10 @@ def build_app(st: ServerState, *, host: str = "127.0.0.1", on_ready=None) -> Sta
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await st.engine.open()
+        # The compiled programs, checked ASTs and schemas live as long as the server:
+        # keep the garbage collector from walking them on every collection.
+        gc.collect()
+        gc.freeze()
         try:
             async with manager.run():
                 if on_ready is not None:
@@ -476,22 +562,23 @@ def build_app(st: ServerState, *, host: str = "127.0.0.1", on_ready=None) -> Sta
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404:
             routes_txt = ", ".join(f"{e.method} {e.path}" for e in st.registry.entries)
-            detail = (f"no route {request.method} {request.url.path} (workflows: "
+            detail = (f"no route {request.method} {request.scope['path']} (workflows: "
                       f"{routes_txt or 'none'})")
         elif exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path} (allowed: " \
+            detail = f"{request.method} is not allowed on {request.scope['path']} (allowed: " \
                      f"{headers.get('Allow', '?')})"
-        return problem(exc.status_code, detail, request.url.path, headers)
+        return problem(exc.status_code, detail, request.scope["path"], headers)
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %s", request.method, request.scope["path"])
         return problem(500, f"internal error: {type(exc).__name__}; the server log has the "
-                            "traceback", request.url.path)
+                            "traceback", request.scope["path"])
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, Exception: server_error},
-                    max_body_size=MAX_BODY)
-    return Gate(app, st)  # type: ignore[return-value]
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    fast = {(e.method, e.path): WorkflowEndpoint(st, e) for e in st.registry.entries
+            if not e.path_params}
+    return Gate(app, st, fast)  # type: ignore[return-value]
 
 
 def build_state(files: list[str], *, db, api_keys: str | None = None,

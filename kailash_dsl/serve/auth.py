@@ -79,6 +79,7 @@ class Auth:
         self.entries = entries or []
         self.enabled = entries is not None
         self._by_hash: dict[str, Principal] = {}
+        self._anonymous: dict[str, Principal] = {}
         for e in self.entries:
             self._by_hash[e.hash] = Principal(e.name, frozenset(e.roles), "*" in e.roles,
                                               bucket=f"key:{e.name}", rate=e.rate)
@@ -90,9 +91,18 @@ class Auth:
         return cls(load_keys(path))
 
     def principal(self, key: str | None, client: str = "") -> Principal | None:
-        """The caller for ``key``; None when auth is on and the key is missing or unknown."""
+        """The caller for ``key``; None when auth is on and the key is missing or unknown.
+
+        Without keys every caller is anonymous, with a token bucket per client address.
+        """
         if not self.enabled:
-            return Principal("anonymous", all_access=True, bucket=f"ip:{client}")
+            p = self._anonymous.get(client)
+            if p is None:
+                if len(self._anonymous) > 10_000:
+                    self._anonymous.clear()
+                p = self._anonymous[client] = Principal("anonymous", all_access=True,
+                                                        bucket=f"ip:{client}")
+            return p
         if not key:
             return None
         return self._by_hash.get(hash_key(key))

@@ -60,6 +60,11 @@ class Entry:
     def in_query(self) -> bool:
         return self.method in _QUERY_METHODS
 
+    @property
+    def deferrable(self) -> bool:
+        """No write step anywhere: its run can be journaled with its first commit."""
+        return not any(kind == "write" for kind, _ in self.rwf.effects)
+
 
 class Registry:
     def __init__(self) -> None:
