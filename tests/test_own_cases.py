@@ -161,9 +161,9 @@ def run_case(case: Path, spec: dict[str, list[str]], env, cwd) -> dict:
     return result
 
 
-def case_env(cwd: Path) -> dict:
+def case_env(cwd: Path, cache: Path | None = None) -> dict:
     env = dict(os.environ, KFLOW_CONF_STATE=str(cwd / "state"),
-               KFLOW_CACHE_DIR=str(cwd / "cache"),
+               KFLOW_CACHE_DIR=str(cache or cwd / "cache"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(CASES), str(REPO),
                                                         os.environ.get("PYTHONPATH")])))
     env.pop("KFLOW_DISABLE_PASSES", None)
@@ -182,12 +182,15 @@ def test_there_are_enough_cases():
     assert len(runnable) >= 25
 
 
-def _attempt(case: Path) -> str | None:
-    """Run one case in a fresh folder; the failure message, or None when it passed."""
+def _attempt(case: Path, cache: Path | None = None) -> str | None:
+    """Run one case in a fresh folder; the failure message, or None when it passed.
+
+    ``cache`` is a compile cache shared by the cases of one session (never the user's:
+    the compiler under test may have changed since that was filled)."""
     spec = directives(case)
     with tempfile.TemporaryDirectory(prefix="kflow-case-") as tmp:
         cwd = Path(tmp)
-        env = case_env(cwd)
+        env = case_env(cwd, cache)
         try:
             if "check" in spec:
                 run_check(case, spec["check"][0], env, cwd)
@@ -198,8 +201,23 @@ def _attempt(case: Path) -> str | None:
     return None
 
 
+def _precompile(cases: list[Path], cache: Path) -> None:
+    """Fill the shared cache in this process (the checker is imported once here instead
+    of once per case process). A case whose program has errors is left to its run."""
+    from kailash_dsl.compiler.pipeline import compile_file
+
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setenv("KFLOW_CACHE_DIR", str(cache))
+        mp.delenv("KFLOW_DISABLE_PASSES", raising=False)
+        for case in cases:
+            compile_file(case)
+    finally:
+        mp.undo()
+
+
 @pytest.fixture(scope="module")
-def outcomes(request):
+def outcomes(request, tmp_path_factory):
     """Start every selected case at once (they mostly wait on subprocesses, sleeps and
     signals), so the whole set takes about as long as its slowest case."""
     selected = [item.callspec.params["case"] for item in request.session.items
@@ -207,8 +225,10 @@ def outcomes(request):
                 and hasattr(item, "callspec")]
     runnable = [c for c in selected
                 if "skip" not in directives(c) and directives(c).keys() - {"workflow"}]
+    cache = tmp_path_factory.mktemp("own-cases-cache")
+    _precompile(runnable, cache)
     pool = ThreadPoolExecutor(max_workers=WORKERS)
-    futures = {c: pool.submit(_attempt, c) for c in runnable}
+    futures = {c: pool.submit(_attempt, c, cache) for c in runnable}
     yield futures
     pool.shutdown(wait=True)
 
