@@ -230,7 +230,10 @@ workflow E() -> str {
            "DUR_VAR": "first-process"}
     first = kflow_proc("run", path, "--run-id", "e", "--db", db, "--format", "json",
                        cwd=project, env=env)
-    assert first.exit_code == 137 and first.stdout == ""
+    assert first.exit_code == 137 and first.stdout == ""  # a dead process prints nothing
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT status FROM runs WHERE run_id='e'").fetchone() == ("running",)
+    con.close()
     env["DUR_VAR"] = "second-process"
     second = kflow_proc("resume", "e", "--db", db, "--format", "json", cwd=project, env=env)
     assert second.exit_code == 0, second.stderr
@@ -345,3 +348,25 @@ def test_allow_changed_refused_when_a_journaled_step_is_gone(project, kflow_proc
     assert "Traceback" not in refused.stderr
     assert "`a`" in refused.stderr or " a" in refused.stderr
     assert effects(project) == ["write:a-1"]
+
+
+def test_a_result_of_the_wrong_type_names_the_node_and_the_field(project):
+    (project / "dur_bad.py").write_text(
+        "def bad(n):\n    return {'items': [{'qty': 1}, {'qty': 'two'}]}\n")
+    path = project / "b.kflow"
+    path.write_text("""\
+@impl("dur_bad:bad")
+@effect(read)
+node Lines(n: int) -> {items: list[{qty: int}]}
+
+workflow B() -> int {
+  let l = Lines(n: 1)
+  return len(l.items)
+}
+""")
+    out = start(path, project / "runs.db", run_id="b")
+    assert out.status == "failed"
+    err = out.result["error"]
+    assert err["kind"] == "TypeError" and err["step"] == "l"
+    assert "Lines" in err["message"] and "items[1].qty" in err["message"]
+    assert "int" in err["message"]
