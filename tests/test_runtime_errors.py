@@ -431,3 +431,15 @@ def test_usage_errors_create_no_journal(k, project, extra, needles):
     res = k("run", "wf.kflow", "--workflow", "Approve", "--db", project / "new.db", *extra)
     assert_refused(res, *needles)
     assert not (project / "new.db").exists()
+
+
+def test_resume_when_the_program_file_is_gone(k, project):
+    db = project / "runs.db"
+    res = k("run", "wf.kflow", "--workflow", "Approve", "--input", '{"id": "e1"}',
+            "--run-id", "ap", "--db", db, "--block-for", "0s", "--format", "json")
+    assert res.exit_code == 3
+    (project / "wf.kflow").rename(project / "moved.kflow")
+    before = digest(db)
+    gone = k("resume", "ap", "--db", db, "--format", "json")
+    assert_refused(gone, "wf.kflow")
+    assert digest(db) == before
