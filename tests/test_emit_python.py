@@ -289,6 +289,9 @@ def _example_runs() -> list[tuple[str, str]]:
     return runs
 
 
+from test_stdlib_sql import pg2pc  # noqa: E402,F401 - a 2PC-capable PostgreSQL
+
+
 @pytest.fixture
 def mock_api():
     sys.path.insert(0, str(EXAMPLES / "aggregate"))
@@ -312,6 +315,11 @@ def test_example_matches_kflow_run(example, sample, tmp_path, request):
     data = json.loads((folder / sample).read_text(encoding="utf-8"))
     if example == "aggregate":
         data["base_url"] = request.getfixturevalue("mock_api")
+    if example == "pg_transfer":  # needs a server that allows prepared transactions
+        url, second = request.getfixturevalue("pg2pc")
+        data.update(from_db=url, to_db=second)
+        request.getfixturevalue("monkeypatch").setenv(
+            "KFLOW_PG_2PC_REGISTRY", str(tmp_path / "pg-2pc.json"))
     signals = []
     if example == "approval":
         signals = [("approval", (folder / "signal-approve.json").read_text().strip())]

@@ -31,7 +31,7 @@ EXPECTED = {"orders", "approval", "etl", "aggregate", "flaky", "transfer"}
 
 
 def _kflow_file(folder: Path) -> Path:
-    files = sorted(folder.glob("*.kflow"))
+    files = sorted(p for p in folder.glob("*.kflow") if p.is_file())
     assert len(files) == 1, f"{folder} should hold exactly one .kflow program, has {files}"
     return files[0]
 
@@ -324,3 +324,25 @@ def test_run_transfer_failure_moves_nothing(tmp_path, input_name):
     finally:
         sys.path.pop(0)
         del os.environ["KFLOW_EXAMPLE_DATA"]
+
+
+# ------------------------------------------------------------- PostgreSQL 2PC example
+
+from test_stdlib_sql import _balance, pg2pc  # noqa: E402,F401 - the 2PC-capable server
+
+
+def test_run_pg_transfer(pg2pc, tmp_path, monkeypatch):  # noqa: F811
+    _need_runtime()
+    # where TxExecute remembers its servers for recovery: not inside the source tree
+    monkeypatch.setenv("KFLOW_PG_2PC_REGISTRY", str(tmp_path / "pg-2pc.json"))
+    url, second = pg2pc
+    a0, b0 = _balance(url, "a"), _balance(second, "b")
+    urls = {"from_db": url, "to_db": second}
+    proc, result = _run(tmp_path, "pg_transfer", extra_input=urls)
+    assert _completed(proc, result) == {"moved": 25, "rows": 2}
+    assert (_balance(url, "a"), _balance(second, "b")) == (a0 - 25, b0 + 25)
+    proc, result = _run(tmp_path, "pg_transfer", run_id="overdraft",
+                        extra_input=dict(urls, amount=1000))
+    err = _failed(proc, result, "SqlError")
+    assert "check" in err["message"].lower()
+    assert (_balance(url, "a"), _balance(second, "b")) == (a0 - 25, b0 + 25)
