@@ -441,7 +441,7 @@ def _run_routes(st: ServerState) -> list:
         async def pump() -> None:
             async for kind, item in engine.follow(rid, after):
                 if kind == "event":
-                    await send({"type": "event", **item})
+                    await send({"type": "event", "event": item})
                 else:
                     await send({"type": "end", "run": run_view(item)})
                     return
