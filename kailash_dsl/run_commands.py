@@ -273,30 +273,64 @@ def cmd_show(run_id: str, db: str | None, fmt: str, follow: bool = False) -> int
     if follow:
         return _follow(run_id, db_path, fmt)
     try:
-        rec, steps, events = _run_async(api.show(run_id, db_path))
+        rec, steps_data, events = _run_async(api.show(run_id, db_path))
     except api.CannotStart as exc:
         _err(exc.message)
         return 2
     if fmt == "json":
         sys.stdout.write(json.dumps({"run": rec.result() | {"workflow": rec.workflow},
-                                     "steps": steps, "events": events},
+                                     "steps": steps_data, "events": events},
                                     ensure_ascii=False) + "\n")
         return 0
     from rich.console import Console
     from rich.table import Table
 
     con = Console()
-    con.print(f"[bold]run {rec.run_id}[/bold]  {rec.workflow}  [b]{rec.status}[/b]")
+    head = f"[bold]run {rec.run_id}[/bold]  {rec.workflow}  [b]{rec.status}[/b]"
+    head += f"  ({(rec.updated_at - rec.created_at):.2f}s)"
+    con.print(head)
     if rec.error:
-        con.print(f"  error: {rec.error.get('kind')}: {rec.error.get('message')}")
-    table = Table("time", "event", "step", "detail")
+        con.print(f"  [red]{rec.error.get('kind')}[/red]: {rec.error.get('message')}"
+                  + (f"  (step `{rec.error.get('step')}`)" if rec.error.get("step") else ""))
+    elif rec.status == "completed":
+        con.print("  output: " + json.dumps(rec.output, ensure_ascii=False)[:200])
     t0 = rec.created_at
+    steps = Table("step", "outcome", "attempts", "started", "took", title="steps",
+                  title_justify="left")
+    for st in steps_rows(steps_data):
+        steps.add_row(*st)
+    if steps_data:
+        con.print(steps)
+    table = Table("time", "event", "step", "detail", title="events", title_justify="left")
     for e in events:
         detail = json.dumps(e["data"], ensure_ascii=False) if e["data"] is not None else ""
         table.add_row(f"+{(e['ts'] - t0) * 1000:.0f}ms", e["type"], e["step"] or "",
                       detail[:80])
     con.print(table)
     return 0
+
+
+def steps_rows(steps: list[dict]) -> list[tuple[str, ...]]:
+    """The steps table of `kflow show`: key, outcome, attempts, start offset, duration."""
+    rows = []
+    starts = [s["started_at"] for s in steps if s.get("started_at")]
+    t0 = min(starts) if starts else None
+    for s in steps:
+        key = s["key"]
+        if key.startswith("$") or ":" in key or key.endswith((".begin", ".decision")):
+            continue  # journaled builtins and transaction markers
+        if s["ok"]:
+            outcome = "ok"
+        else:
+            err = s.get("value") or {}
+            outcome = f"{err.get('kind', 'failed')}: {str(err.get('message', ''))[:60]}"
+        started = took = ""
+        if s.get("started_at") and t0 is not None:
+            started = f"+{(s['started_at'] - t0) * 1000:.0f}ms"
+            if s.get("finished_at"):
+                took = f"{(s['finished_at'] - s['started_at']) * 1000:.0f}ms"
+        rows.append((key, outcome, str(s.get("attempts") or 1), started, took))
+    return rows
 
 
 def cmd_dis(file: str, workflow: str | None, no_pass: list[str]) -> int:
