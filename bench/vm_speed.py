@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  overhead per step               {pure_overhead * us:8.1f} µs   "
               f"(target ≤ 20 µs: {'met' if ok_pure else 'MISSED'})")
         print(f"  fixed cost of a run             {t_pure1 * 1000:8.1f} ms   "
-              "(load cached program, open journal, create run, final commit)")
+              "(a one-step run: load, open journal, create run, commit)")
         print()
         print("write chain")
         print(f"  VM, per durable write step      {vm_write * us:8.1f} µs")
