@@ -15,6 +15,11 @@ One extension, ignored by the shared runner (it only reads the keys it knows):
 | `# expect-emits: [{"name": n, "data": d}, ...]` | the run's `emit` events, in order (from `kflow show --format json`) |
 
 A `.kflow` file with no directives is a module imported by other cases.
+
+The environment differs from the shared runner's in three ways some cases rely on: the
+run id is `case-STEM`, `KFLOW_CASE_VAR=from-the-environment` is set and
+`KFLOW_CASE_UNSET` is not. Cases run concurrently (`KFLOW_CASE_WORKERS`, default 6),
+each with its own processes, folder and state; they share one compile cache per session.
 """
 
 from __future__ import annotations
