@@ -288,3 +288,10 @@ def crash_on(tag, crash_tag):
             os._exit(137)
     _effect(f"done:{tag}")
     return {"tag": tag}
+
+
+def slow_sync(ms, tag):
+    """A synchronous write that takes ``ms`` and then records its effect."""
+    time.sleep(ms / 1000)
+    _effect(f"late:{tag}")
+    return {"tag": tag, "slept": ms}
