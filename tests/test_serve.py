@@ -145,6 +145,8 @@ def test_openapi_is_the_emitted_document(api, shop_server):
                 if k != "responses":
                     assert got[k] == op[k], (path, method, k)
             for code, resp in op["responses"].items():
+                if (path, code) == ("/runs/{run_id}/events", "200"):
+                    continue  # see below
                 assert got["responses"][code] == resp
             # what the running server adds: auth answers (and 429, 409 on signals)
             assert set(got["responses"]) - set(op["responses"]) <= {"401", "403", "409",
@@ -152,7 +154,12 @@ def test_openapi_is_the_emitted_document(api, shop_server):
     for name, schema in emitted["components"]["schemas"].items():
         if name != "RunStatus":
             assert served["components"]["schemas"][name] == schema
+    # corrections the server makes until the emitter says them itself
     assert "cancelled" in served["components"]["schemas"]["RunStatus"]["enum"]
+    sse = served["paths"]["/runs/{run_id}/events"]["get"]["responses"]["200"]["content"][
+        "text/event-stream"]
+    assert "itemSchema" in sse or sse["schema"]["properties"]["data"]["contentMediaType"] \
+        == "application/json"
     assert served["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 
@@ -279,7 +286,8 @@ def test_wait_signal_and_sse(api, shop_server):
     bad = api.post(f"/runs/{rid}/signals/approval", json={"approved": "yes", "by": "x"})
     assert bad.status_code == 422
     assert problem_of(bad)["errors"][0]["field"] == "data.approved"
-    assert api.post(f"/runs/{rid}/signals/nope", json={}).status_code == 422
+    nope = api.post(f"/runs/{rid}/signals/nope", json={})
+    assert nope.status_code == 404 and "waits for: approval" in problem_of(nope)["detail"]
     ok = api.post(f"/runs/{rid}/signals/approval", json={"approved": True, "by": "maria"})
     assert ok.status_code == 202 and ok.json()["run_id"] == rid
     t.join(15)

@@ -25,6 +25,7 @@ import logging
 import sys
 import time
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,7 +40,7 @@ from .auth import Auth, Principal, key_from_headers
 from .engine import Engine, RunConflict, RunFinished, RunNotFound, run_view
 from .metrics import Metrics
 from .ratelimit import Limiter, retry_after_header
-from .registry import Entry, InputError, Registry, check_input
+from .registry import Entry, InputError, Registry, UnknownSignal, check_input
 
 log = logging.getLogger("kflow.serve")
 
@@ -68,7 +69,8 @@ def problem_body(status: int, detail: str, instance: str | None = None, **extra)
     body: dict[str, Any] = {"type": "about:blank", "title": _TITLES.get(status, "Error"),
                             "status": status, "detail": detail}
     if instance:
-        body["instance"] = instance
+        # the decoded request path, percent-encoded again: a URI reference
+        body["instance"] = quote(instance, safe="/:@!$&'()*+,;=-._~")
     body.update(extra)
     return body
 
@@ -384,6 +386,8 @@ def _run_routes(st: ServerState) -> list:
             return problem(404, f"no run `{request.path_params['run_id']}`", instance)
         except RunFinished as exc:
             return problem(409, str(exc), instance)
+        except UnknownSignal as exc:
+            return problem(404, exc.message, instance, errors=exc.errors)
         except InputError as exc:
             return validation_problem(exc, instance)
         view = run_view(rec)

@@ -19,6 +19,7 @@ adapts it:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -507,14 +508,14 @@ class Engine:
             else:
                 await j.create_run(rec)
             self.metrics.started.inc(channel)
-            return await self._guard(rid, api._execute(run, values))
+            return await self._guard(rid, api._execute(run, values), run)
         finally:
             if deferred:
                 j.drop_deferred(rid)
             if self.active.get(rid) is asyncio.current_task():
                 del self.active[rid]
 
-    async def _guard(self, rid: str, coro) -> dict | None:
+    async def _guard(self, rid: str, coro, run: Run | None = None) -> dict | None:
         try:
             out = await coro
             if out is None:
@@ -526,6 +527,26 @@ class Engine:
                 self.refused.add(rid)
                 log.warning("cannot resume run %s: %s", rid, exc.message)
             return None
+        except Exception as exc:
+            # Not the workflow's own failure (those are results): the interpreter or a
+            # resource gave out (MemoryError on a huge range(), a journal error...). The
+            # run fails with kind InternalError instead of being retried forever.
+            log.exception("run %s stopped on an internal error", rid)
+            self.refused.add(rid)
+            err = {"kind": "InternalError", "message": f"{type(exc).__name__}: {exc}"[:500],
+                   "step": ""}
+            update = {"status": "failed", "error": json.dumps(err), "owner": None,
+                      "wake_at": None}
+            try:
+                if run is not None:
+                    run.event("failed", None, err)
+                    await run.flush(update)
+                else:
+                    await self.journal.commit(rid, [], [], update)
+            except Exception:  # pragma: no cover - the journal itself is gone
+                log.exception("cannot record the failure of run %s", rid)
+            self.metrics.finished.inc("failed")
+            return {"run_id": rid, "status": "failed", "output": None, "error": err}
         finally:
             if self.active.get(rid) is asyncio.current_task():
                 del self.active[rid]

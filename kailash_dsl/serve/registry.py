@@ -28,6 +28,21 @@ BUILTIN_TOOLS = ("get_run", "signal_run")
 _QUERY_METHODS = {"GET", "DELETE", "HEAD", "OPTIONS"}
 
 
+#: one server-sent event of ``GET /runs/{run_id}/events``
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One event: `event` is its type (`started`, `step.completed`, `waiting`, "
+                   "`signalled`, an `emit` name, ..., and finally `end`), `data` the event "
+                   "as JSON (for `end`, the run), `id` its sequence number.",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 class InputError(Exception):
     """The input does not match the workflow's parameters; ``errors`` names the fields."""
 
@@ -35,6 +50,10 @@ class InputError(Exception):
         super().__init__(message)
         self.message = message
         self.errors = errors
+
+
+class UnknownSignal(InputError):
+    """The run never waits for a signal of this name (REST: 404 — no such resource)."""
 
 
 @dataclass(eq=False)
@@ -173,6 +192,14 @@ class Registry:
         status = schemas.get("RunStatus")
         if status and "enum" in status and "cancelled" not in status["enum"]:
             status["enum"] = [*status["enum"], "cancelled"]
+        events = doc["paths"].get("/runs/{run_id}/events", {}).get("get")
+        if events is not None:
+            sse = events["responses"].get("200", {}).get("content", {}).get(
+                "text/event-stream")
+            if sse is not None and sse.get("schema") == {"type": "string"} \
+                    and "itemSchema" not in sse:
+                # OpenAPI 3.1 reads an event stream's `schema` as one event's
+                sse["schema"] = SSE_EVENT_SCHEMA
         sig = doc["paths"].get("/runs/{run_id}/signals/{name}", {}).get("post")
         if sig is not None:
             sig["responses"].setdefault("409", {
@@ -330,7 +357,7 @@ def check_signal(prog, name: str, payload: Any, run_id: str) -> None:
     types = [w.waits[name] for w in prog.workflows.values() if name in w.waits]
     if not types:
         names = sorted({n for w in prog.workflows.values() for n in w.waits})
-        raise InputError(f"run `{run_id}` never waits for a signal named `{name}` (it waits "
+        raise UnknownSignal(f"run `{run_id}` never waits for a signal named `{name}` (it waits "
                          f"for: {', '.join(names) or 'nothing'})",
                          [{"field": "name", "expected": " | ".join(names) or "nothing",
                            "found": name, "message": f"no `wait \"{name}\"` in this run"}])
