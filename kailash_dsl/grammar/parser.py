@@ -2,7 +2,7 @@
 
 One Lark LALR parser (contextual lexer, grammar cache) is built lazily per process. The
 AST is built inline by :class:`_Builder` while parsing (no intermediate parse tree), and
-spans come straight from tokens — ``propagate_positions`` measured ~1.6× slower on the
+spans come straight from tokens — ``propagate_positions`` measured ~1.4× slower on the
 10k-line benchmark, so it stays off.
 """
 
