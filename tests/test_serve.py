@@ -35,9 +35,10 @@ type Decision {
   by: str
 }
 
-## Sum of the squares below n, and a greeting.
+## Sum of the squares below n (at most 1000 of them), and a greeting.
 workflow Squares(n: int, name: str = "world") -> {total: int, greeting: str} {
-  let total = sum([x * x for x in range(n)])
+  let m = if n > 1000 then 1000 else n
+  let total = sum([x * x for x in range(m)])
   return {total: total, greeting: "hello ${name}"}
 }
 
