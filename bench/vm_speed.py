@@ -39,6 +39,7 @@ import pstats
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 NODES = '''\
@@ -162,25 +163,39 @@ class Bench:
         finally:
             loop.close()
 
-    def load_time(self, name: str) -> float:
-        """Best time to load the (cached) compiled program: part of every start."""
-        from kailash_dsl.runtime import api
-
-        best = float("inf")
-        for _ in range(self.repeat):
-            t0 = time.perf_counter()
-            api.load(self.files[name])
-            best = min(best, time.perf_counter() - t0)
-        return best
-
-    def per_step(self, name: str, one: str, input_data: dict) -> tuple[float, float, int, object]:
+    def per_step(self, name: str, one: str, input_data: dict,
+                 baseline=None) -> tuple[float, float, int, object, float]:
         """Seconds per step of the `name` chain beyond the fixed cost of a run, which is
         measured on the one-step program `one`; loading the cached program (bigger for a
-        bigger program) is measured apart and left out of both."""
-        t_n, flushes, out = self.timed(name, input_data)
-        t_1, _, _ = self.timed(one, input_data)
-        l_n, l_1 = self.load_time(name), self.load_time(one)
-        return ((t_n - l_n) - (t_1 - l_1)) / (self.steps - 1), t_1, flushes, out
+        bigger program) is measured apart and left out of both. The long run, the short
+        run and the loads alternate, so a busy moment of the machine hits all of them."""
+        from kailash_dsl.runtime import api
+        from kailash_dsl.runtime.nodes import executor
+
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(executor())
+        best = {"n": float("inf"), "1": float("inf"), "ln": float("inf"), "l1": float("inf"),
+                "base": float("inf")}
+        flushes, out = 0, None
+        try:
+            for prog in (name, one):  # compile + warm up
+                loop.run_until_complete(self.start(prog, input_data))
+            for _ in range(self.repeat):
+                t, outcome = loop.run_until_complete(self.start(name, input_data))
+                best["n"] = min(best["n"], t)
+                flushes, out = outcome.run.flushes, outcome.result["output"]
+                t, _ = loop.run_until_complete(self.start(one, input_data))
+                best["1"] = min(best["1"], t)
+                for key, prog in (("ln", name), ("l1", one)):
+                    t0 = time.perf_counter()
+                    api.load(self.files[prog])
+                    best[key] = min(best[key], time.perf_counter() - t0)
+                if baseline is not None:
+                    best["base"] = min(best["base"], baseline())
+        finally:
+            loop.close()
+        per = ((best["n"] - best["ln"]) - (best["1"] - best["l1"])) / (self.steps - 1)
+        return per, best["1"], flushes, out, best["base"]
 
     def breakdown(self, name: str, input_data: dict) -> dict[str, float]:
         """Where a run's wall time goes: awaiting journal commits, awaiting node
@@ -270,8 +285,9 @@ def plain_asyncio(steps: int, repeat: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def raw_sqlite(root: Path, steps: int, repeat: int) -> float:
-    """One aiosqlite INSERT + COMMIT per step (WAL, synchronous=NORMAL): seconds per step."""
+def raw_sqlite(root: Path, steps: int, repeat: int = 1) -> float:
+    """One aiosqlite INSERT + COMMIT per step (WAL, synchronous=NORMAL): seconds per step,
+    best of ``repeat`` runs, each on a fresh database file in ``root``."""
     import aiosqlite
 
     async def work(path: Path) -> float:
@@ -289,8 +305,8 @@ def raw_sqlite(root: Path, steps: int, repeat: int) -> float:
             return time.perf_counter() - t0
 
     best = float("inf")
-    for n in range(repeat):
-        best = min(best, asyncio.run(work(root / f"raw-{n}.db")))
+    for _ in range(repeat):
+        best = min(best, asyncio.run(work(root / f"raw-{uuid.uuid4().hex}.db")))
     return best / steps
 
 
@@ -306,16 +322,16 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         b = Bench(root, n, args.repeat)
 
-        vm_pure, t_pure1, f_pure, out = b.per_step("pure", "pure1", {"start": 0})
+        vm_pure, t_pure1, f_pure, out, _ = b.per_step("pure", "pure1", {"start": 0})
         assert out == n, out
         base_pure, base_yield = plain_asyncio(n, args.repeat)
         pure_overhead = vm_pure - base_pure
 
-        vm_write, _, f_write, out = b.per_step("write", "write1", {"start": 0})
+        vm_write, _, f_write, out, raw_write = b.per_step(
+            "write", "write1", {"start": 0}, baseline=lambda: raw_sqlite(root, n))
         assert out == n, out
-        vm_awrite, _, _, out = b.per_step("awrite", "awrite1", {"start": 0})
+        vm_awrite, _, _, out, _ = b.per_step("awrite", "awrite1", {"start": 0})
         assert out == n, out
-        raw_write = raw_sqlite(root, n, args.repeat)
 
         t_fan, f_fan, out = b.timed("fan", {})
         assert out == sum(range(100)), out
