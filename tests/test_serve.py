@@ -495,3 +495,91 @@ def test_restart_resumes_a_run_killed_mid_step(tmp_path):
         assert lines.count("slow-start:marked x") == 2  # was running: runs again
     finally:
         assert second.stop() in (0, -15)  # graceful shutdown on SIGTERM
+
+
+# ------------------------------------------------------------------- lifecycle and CLI
+
+JOB = '''\
+## A job that takes a while.
+module serve.job
+
+## Sleep in a worker thread.
+@impl("job_nodes:work")
+@effect(write, resource: "w")
+node Work(ms: int) -> str
+
+## Do some work.
+workflow Job(ms: int) -> str {
+  let r = Work(ms: ms)
+  return r
+}
+'''
+
+JOB_NODES = '''\
+import time
+
+def work(ms):
+    time.sleep(ms / 1000)
+    return "worked %d" % ms
+'''
+
+
+def test_graceful_shutdown_finishes_the_runs_in_flight(tmp_path):
+    import signal
+
+    folder = write_files(tmp_path, {"job.kflow": JOB, "job_nodes.py": JOB_NODES})
+    srv = ServeProcess.start(["job.kflow"], db=tmp_path / "runs.db", cwd=folder,
+                             args=["--block-for", "10s"])
+    result: dict = {}
+
+    def post() -> None:
+        result["r"] = httpx.post(srv.url + "/workflows/Job", json={"ms": 1200}, timeout=30)
+
+    t = threading.Thread(target=post)
+    t.start()
+    time.sleep(0.4)
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    with pytest.raises(httpx.ConnectError):  # no longer accepting
+        httpx.get(srv.url + "/healthz", timeout=2)
+    t.join(20)
+    assert result["r"].status_code == 200
+    assert result["r"].json()["output"] == "worked 1200"
+    assert srv.proc.wait(20) == 0
+    assert "stopped" in srv.log
+
+
+def test_cli_errors_and_new_key(tmp_path):
+    import subprocess
+    import sys
+
+    def kflow(*args):
+        return subprocess.run([sys.executable, "-m", "kailash_dsl", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    r = kflow("serve", "missing.kflow", "--port", "0")
+    assert r.returncode == 2 and "no such file" in r.stderr
+    (tmp_path / "bad.kflow").write_text("module m\nworkflow W() -> int { return \"x\" }\n")
+    r = kflow("serve", "bad.kflow", "--port", "0")
+    assert r.returncode == 2 and "error" in r.stderr
+    write_files(tmp_path, {"shop.kflow": SHOP})
+    r = kflow("serve", "shop.kflow", "--api-keys", "nokeys.json", "--port", "0")
+    assert r.returncode == 2 and "--new-key" in r.stderr
+    r = kflow("serve", "shop.kflow", "--rate-limit", "fast", "--port", "0")
+    assert r.returncode == 2 and "20/s" in r.stderr
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = kflow("serve", "shop.kflow", "--port", str(busy.getsockname()[1]))
+    assert r.returncode == 2 and "cannot listen" in r.stderr
+    r = kflow("serve", "--new-key", "bot", "--role", "ops", "--api-keys", "keys.json")
+    assert r.returncode == 0
+    key = r.stdout.strip()
+    assert key.startswith("kf_") and len(key) > 40
+    stored = json.loads((tmp_path / "keys.json").read_text())["keys"]
+    assert stored == [{"name": "bot", "hash": hash_key(key), "roles": ["ops"]}]
+    assert key not in (tmp_path / "keys.json").read_text()
+    r = kflow("serve", "--new-key", "bot", "--api-keys", "keys.json")
+    assert r.returncode == 2 and "already exists" in r.stderr

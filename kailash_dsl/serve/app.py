@@ -661,6 +661,24 @@ def serve(files: list[str], *, host: str = "127.0.0.1", port: int = 8000, db=Non
             st.engine.draining = True
             super().handle_exit(sig, frame)
 
+        @contextlib.contextmanager
+        def capture_signals(self):
+            # uvicorn's own re-raises the signal once it shut down (the process then dies
+            # of it); a graceful stop of `kflow serve` exits 0 instead
+            import signal as _signal
+            import threading
+
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            sigs = (_signal.SIGINT, _signal.SIGTERM)
+            old = {s: _signal.signal(s, self.handle_exit) for s in sigs}
+            try:
+                yield
+            finally:
+                for s, h in old.items():
+                    _signal.signal(s, h)
+
     config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
                             timeout_graceful_shutdown=grace, ws="websockets-sansio",
                             server_header=False)
@@ -669,7 +687,10 @@ def serve(files: list[str], *, host: str = "127.0.0.1", port: int = 8000, db=Non
         server.run(sockets=[sock])
     finally:
         sock.close()
-    return 0 if server.started else 1
+    if server.started:
+        sys.stderr.write("kflow serve: stopped\n")
+        return 0
+    return 1
 
 
 # -------------------------------------------------------------------------------- docs
