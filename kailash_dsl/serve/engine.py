@@ -176,6 +176,8 @@ class ServerJournal(SqliteJournal):
         self._listeners: dict[str, set[asyncio.Event]] = {}
         self._wconn: sqlite3.Connection | None = None
         self._deferred: dict[str, RunRecord] = {}
+        #: called with (run_id, steps) after each group commit (OpenTelemetry step spans)
+        self.on_steps = None
         self._checkpointer: asyncio.Task | None = None
 
     async def open(self) -> "ServerJournal":
@@ -295,10 +297,16 @@ class ServerJournal(SqliteJournal):
                 if it[0] == "create":
                     touched.add(it[1].run_id)
                 else:
-                    touched.add(it[1].run_id if it[0] == "run" else it[1])
+                    rid = it[1].run_id if it[0] == "run" else it[1]
+                    touched.add(rid)
                     for s in it[2]:
                         if s.started_at and s.finished_at:
                             metrics.steps.observe(max(0.0, s.finished_at - s.started_at))
+                    if self.on_steps is not None and it[2]:
+                        try:
+                            self.on_steps(rid, it[2])
+                        except Exception:  # pragma: no cover - tracing never stops a run
+                            log.exception("recording step spans failed")
             self._notify(touched)
             if self._queue:
                 self._wake.set()
@@ -412,7 +420,7 @@ class Engine:
     """Starts, resumes, signals and follows runs of the registry's workflows."""
 
     def __init__(self, registry: Registry, db, *, block_for: float = 1.0,
-                 metrics: Metrics | None = None, poll: float = 0.25) -> None:
+                 metrics: Metrics | None = None, poll: float = 0.25, tracer=None) -> None:
         self.registry = registry
         self.db = db
         self.block_for = block_for
@@ -430,6 +438,9 @@ class Engine:
         self._scheduler: asyncio.Task | None = None
         self._opened = False
         self._factories: dict[str, RunFactory] = {}
+        #: OpenTelemetry spans (None unless a tracer provider is configured)
+        self.spans = None
+        self._tracer = tracer
 
     # -- lifecycle -----------------------------------------------------------------
     async def open(self) -> "Engine":
@@ -439,6 +450,12 @@ class Engine:
             from . import StartupError
             raise StartupError(str(exc)) from None
         self._opened = True
+        from . import otel
+
+        t = self._tracer if self._tracer is not None else otel.tracer()
+        if t is not None:
+            self.spans = otel.Spans(t)
+            self.journal.on_steps = self.spans.steps
         self._scheduler = asyncio.get_running_loop().create_task(self._schedule_loop())
         return self
 
@@ -502,14 +519,21 @@ class Engine:
         run.event("started", None, {"workflow": e.qualname, "channel": channel})
         self.active[rid] = asyncio.current_task()  # type: ignore[assignment]
         deferred = e.deferrable and run_id is None
+        spans = self.spans
+        result = None
         try:
+            if spans is not None:
+                spans.start_run(rid, e.qualname, channel)
             if deferred:
                 j.defer_create(rec)
             else:
                 await j.create_run(rec)
             self.metrics.started.inc(channel)
-            return await self._guard(rid, api._execute(run, values), run)
+            result = await self._guard(rid, api._execute(run, values), run)
+            return result
         finally:
+            if spans is not None:
+                spans.end_run(rid, result)
             if deferred:
                 j.drop_deferred(rid)
             if self.active.get(rid) is asyncio.current_task():
@@ -581,8 +605,17 @@ class Engine:
                 return None
         elif rec.owner and rec.owner != self.me and owner_alive(rec.owner):
             return None
-        return await api._drive_resume(j, rec, prog, self.block_for, False,
-                                       cancel=rec.cancel_requested)
+        spans = self.spans
+        if spans is not None:
+            spans.start_run(rid, rec.workflow, "resume")
+        out = None
+        try:
+            out = await api._drive_resume(j, rec, prog, self.block_for, False,
+                                          cancel=rec.cancel_requested)
+            return out
+        finally:
+            if spans is not None:
+                spans.end_run(rid, out.result if out is not None else None)
 
     async def _schedule_loop(self) -> None:
         while not self.closing:
