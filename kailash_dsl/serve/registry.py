@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..compiler import types as T
 from . import StartupError
 
 #: paths the server itself answers; a workflow route may not take them
@@ -270,8 +271,6 @@ def coerce_text(t, raw: str) -> Any:
     What does not read as that type is passed on as the string, so the input check
     reports it with the field's name.
     """
-    from ..compiler import types as T
-
     base = T.strip_optional(t)
     if isinstance(base, T.Prim):
         n = base.name
@@ -305,10 +304,6 @@ def check_input(wf, data: Any) -> dict:
     The same rules (and messages) as :func:`kailash_dsl.runtime.api.validate_input`, with
     each problem also given as ``{field, expected, found, message}``.
     """
-    from ..compiler import types as T
-    from ..diagnostics import did_you_mean
-    from ..runtime import values as R
-
     if not isinstance(data, dict):
         found = T.describe_value(data)
         msg = (f"the input must be a JSON object with the parameters of `{wf.name}`, "
@@ -319,6 +314,8 @@ def check_input(wf, data: Any) -> dict:
     known = {p.name for p in wf.params}
     for k in data:
         if k not in known:
+            from ..diagnostics import did_you_mean
+
             hint = did_you_mean(k, known)
             extra = f"; did you mean `{hint}`?" if hint else ""
             takes = ", ".join(f"{p.name}: {p.type.show()}" for p in wf.params) or "nothing"
@@ -335,6 +332,8 @@ def check_input(wf, data: Any) -> dict:
                                "found": T.describe_value(exc.found),
                                "message": f"input field {exc}"})
         elif p.default is not None:
+            from ..runtime import values as R
+
             out[p.name] = p.default.fn()([None], R)
         elif T.is_optional(p.type):
             out[p.name] = None
@@ -350,8 +349,6 @@ def check_input(wf, data: Any) -> dict:
 def check_signal(prog, name: str, payload: Any, run_id: str) -> None:
     """Raise :class:`InputError` when run ``run_id`` never waits for ``name`` or the
     payload does not match the wait's type (the rules of ``kflow signal``)."""
-    from ..compiler import types as T
-
     if prog is None:
         return
     types = [w.waits[name] for w in prog.workflows.values() if name in w.waits]
