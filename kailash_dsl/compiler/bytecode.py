@@ -32,7 +32,9 @@ OPCODES: tuple[tuple[str, str, str], ...] = (
                          "slots it reads are resolved and earlier conflicting steps are done"),
     ("LET", "slot, expr", "bind a pure value (deferred while a slot it reads is pending)"),
     ("AWAIT", "slots", "wait until these slots hold values"),
-    ("BARRIER", "-", "wait for every step in flight (control-flow barrier, §6)"),
+    ("BARRIER", "kind", "wait for every step in flight (`all`, before wait/sleep/emit/"
+                        "return/fail), or only for steps with effects (`effects`, around "
+                        "if/for/try/transaction: effects never cross control flow, §6)"),
     ("FLUSH", "reason", "group-commit the journal (a checkpoint placed by the compiler)"),
     ("JUMP_IF_NOT", "expr, target", "evaluate a condition; jump when false"),
     ("JUMP", "target", "continue at target"),

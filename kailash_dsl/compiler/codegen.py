@@ -100,6 +100,7 @@ class _WorkflowGen:
             self.emit(code, B.Op.LET, (slot, ec), n)
             return
         if n.kind == "if":
+            self.emit(code, B.Op.BARRIER, "effects", n)
             jumps_to_end = []
             for i, (cond, _block) in enumerate(s.branches):
                 ec = self.expr(cond, f"{n.key}.cond{i}", n.hoisted)
@@ -119,6 +120,8 @@ class _WorkflowGen:
             end = len(code.instrs)
             for j in jumps_to_end:
                 j.arg = end
+            # effects started in a branch finish before any later effect starts
+            self.emit(code, B.Op.BARRIER, "effects", n)
             return
         if n.kind == "for":
             f = s.value if isinstance(s, A.Let) else s
@@ -133,6 +136,7 @@ class _WorkflowGen:
                 body=body, concurrency=(policy.concurrency if policy and policy.concurrency
                                         else 1),
                 key=n.key, yields=yields)
+            self.emit(code, B.Op.BARRIER, "effects", n)
             self.emit(code, B.Op.FOR, spec, n)
             return
         if n.kind == "parallel":
@@ -144,6 +148,7 @@ class _WorkflowGen:
             pattern = plan.pattern if plan else "saga"
             reason = plan.reason if plan else ""
             body = self.code(n.regions[0], n.key, "tx", prefix)
+            self.emit(code, B.Op.BARRIER, "effects", n)
             self.emit(code, B.Op.TX, B.TxSpec(pattern, reason, body, n.key, s.span.line), n)
             return
         if n.kind == "try":
@@ -155,10 +160,11 @@ class _WorkflowGen:
                 handlers.append(B.Handler(tuple(k for k, _ in c.kinds), slot,
                                           self.code(region, n.key + ".catch", "handler",
                                                     prefix)))
+            self.emit(code, B.Op.BARRIER, "effects", n)
             self.emit(code, B.Op.TRY, B.TrySpec(body, handlers), n)
             return
         if n.kind == "sleep":
-            self.emit(code, B.Op.BARRIER, None, n)
+            self.emit(code, B.Op.BARRIER, "all", n)
             self.keys.add(prefix + n.key)
             self.emit(code, B.Op.SLEEP, (self.expr(s.duration, n.key, n.hoisted), n.key), n)
             return
@@ -168,13 +174,13 @@ class _WorkflowGen:
             self.waits[w.signal] = ptype
             timeout = self.expr(w.timeout, n.key) if w.timeout is not None else None
             slot = self.slot_of(n.binds) if n.binds is not None else None
-            self.emit(code, B.Op.BARRIER, None, n)
+            self.emit(code, B.Op.BARRIER, "all", n)
             self.keys.add(prefix + n.key)
             self.emit(code, B.Op.WAIT, (slot, w.signal, timeout, n.key, ptype), n)
             return
         if n.kind == "emit":
             value = self.expr(s.value, n.key, n.hoisted) if s.value is not None else None
-            self.emit(code, B.Op.BARRIER, None, n)
+            self.emit(code, B.Op.BARRIER, "all", n)
             self.emit(code, B.Op.EMIT, (s.name, value, n.key), n)
             return
         if n.kind == "checkpoint":
@@ -182,11 +188,11 @@ class _WorkflowGen:
             return
         if n.kind == "return":
             value = self.expr(s.value, n.key, n.hoisted) if s.value is not None else None
-            self.emit(code, B.Op.BARRIER, None, n)
+            self.emit(code, B.Op.BARRIER, "all", n)
             self.emit(code, B.Op.RETURN, value, n)
             return
         if n.kind == "fail":
-            self.emit(code, B.Op.BARRIER, None, n)
+            self.emit(code, B.Op.BARRIER, "all", n)
             self.emit(code, B.Op.FAIL, (s.kind or "Failed", self.expr(s.message, n.key,
                                                                        n.hoisted)), n)
             return

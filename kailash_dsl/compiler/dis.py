@@ -50,7 +50,7 @@ def _describe(ins: B.Instr, names: list[str]) -> tuple[str, str]:
     if op == B.Op.AWAIT:
         return ",".join(str(s) for s in a), ""
     if op in (B.Op.BARRIER,):
-        return "", ""
+        return a or "all", ""
     if op == B.Op.FLUSH:
         return "", f"({a})"
     if op == B.Op.JUMP_IF_NOT:

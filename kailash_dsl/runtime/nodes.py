@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable  # noqa: F401
 
 from ..compiler.bytecode import RuntimeNode
 from ..compiler.program import NO_RETRY, READ_RETRY, RetryPolicy
@@ -240,10 +240,55 @@ async def invoke(node: RuntimeNode, impl: Impl, kwargs: dict, ctx: StepContext |
     if node.effect == "pure" and timeout is None:
         return impl.fn(**kwargs)
     loop = asyncio.get_running_loop()
-    fut = loop.run_in_executor(executor(), lambda: impl.fn(**kwargs))
     if timeout is None:
-        return await fut
-    return await asyncio.wait_for(fut, timeout)
+        return await loop.run_in_executor(executor(), lambda: impl.fn(**kwargs))
+    attempt = _ThreadAttempt(impl.fn, kwargs)
+    fut = loop.run_in_executor(executor(), attempt.run)
+    try:
+        return await asyncio.wait_for(fut, timeout)
+    except asyncio.TimeoutError:
+        attempt.cancel()
+        raise
+
+
+class StepCancelled(BaseException):
+    """Raised inside a worker thread whose attempt timed out (§9: the attempt is cancelled)."""
+
+
+class _ThreadAttempt:
+    """A synchronous attempt in a worker thread that a timeout can cancel.
+
+    Python cannot kill a thread; it can raise an exception in it at its next bytecode
+    (``PyThreadState_SetAsyncExc``). A blocking C call (``time.sleep``, a socket read)
+    finishes first, but the code after it — the part that would change the world once
+    the step has already failed with ``Timeout`` — does not run.
+    """
+
+    def __init__(self, fn: Callable, kwargs: dict) -> None:
+        self.fn, self.kwargs = fn, kwargs
+        self.tid: int | None = None
+        self.finished = False
+        self.lock = threading.Lock()
+
+    def run(self) -> Any:
+        with self.lock:
+            self.tid = threading.get_ident()
+        try:
+            return self.fn(**self.kwargs)
+        except StepCancelled:
+            return None
+        finally:
+            with self.lock:
+                self.finished = True
+
+    def cancel(self) -> None:
+        import ctypes
+
+        with self.lock:
+            if self.finished or self.tid is None:
+                return
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.tid),
+                                                       ctypes.py_object(StepCancelled))
 
 
 def ensure_path(dirs: list[str]) -> None:

@@ -61,11 +61,12 @@ class _Aborted(Exception):
 class Scope:
     """A failure domain: workflow body, try body, loop iteration, transaction..."""
 
-    __slots__ = ("parent", "tasks", "failed")
+    __slots__ = ("parent", "tasks", "failed", "effect_tasks")
 
     def __init__(self, parent: "Scope | None" = None) -> None:
         self.parent = parent
         self.tasks: list[asyncio.Task] = []
+        self.effect_tasks: list[asyncio.Task] = []  # the tasks of non-pure steps
         self.failed: KflowError | None = None
 
     def within(self, other: "Scope") -> bool:
@@ -306,7 +307,10 @@ class Run:
             elif op is Op.JUMP:
                 pc = ins.arg
             elif op is Op.BARRIER:
-                await self.barrier(frame)
+                if ins.arg == "effects":
+                    await self.effect_barrier(frame)
+                else:
+                    await self.barrier(frame)
             elif op is Op.AWAIT:
                 await self.resolve(frame, ins.arg)
             elif op is Op.FLUSH:
@@ -410,6 +414,21 @@ class Run:
         if scope.failed is not None:
             raise scope.failed
 
+    async def effect_barrier(self, frame: Frame) -> None:
+        """§6: no step with effects overlaps control flow — wait for those in flight."""
+        while True:
+            live = []
+            s: Scope | None = frame.scope
+            while s is not None:
+                live.extend(t for t in s.effect_tasks if not t.done())
+                s = s.parent
+            if not live:
+                break
+            await asyncio.wait(live)
+        failed = frame.scope.chain_failure()
+        if failed is not None:
+            raise failed
+
     async def barrier(self, frame: Frame) -> None:
         """Wait for every step this workflow invocation has in flight (§6 barrier)."""
         while True:
@@ -448,6 +467,7 @@ class Run:
         frame.scope.tasks.append(task)
         task.add_done_callback(self._note_failure(frame.scope))
         if spec.effects:
+            frame.scope.effect_tasks.append(task)
             if frame.group is None and preds:
                 # a pred whose every effect this step writes over is now implied by this
                 # step (anyone conflicting with it conflicts with us, and we wait for it)
