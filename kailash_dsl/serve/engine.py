@@ -432,6 +432,7 @@ class Engine:
         self.rewake: set[str] = set()
         self.seen_signal: dict[str, int] = {}
         self.refused: set[str] = set()
+        self.resume_errors: dict[str, int] = {}
         self.closing = False
         #: set from the signal handler on SIGINT/SIGTERM: event streams end
         self.draining = False
@@ -553,9 +554,15 @@ class Engine:
             return None
         except Exception as exc:
             # Not the workflow's own failure (those are results): the interpreter or a
-            # resource gave out (MemoryError on a huge range(), a journal error...). The
+            # resource gave out (MemoryError on a huge range(), a journal error...). A
+            # resume is tried again (a busy journal, another server claiming the run at
+            # the same moment...) up to three times; then, like a run started here, the
             # run fails with kind InternalError instead of being retried forever.
             log.exception("run %s stopped on an internal error", rid)
+            if run is None:
+                n = self.resume_errors[rid] = self.resume_errors.get(rid, 0) + 1
+                if n < 3:
+                    return None
             self.refused.add(rid)
             err = {"kind": "InternalError", "message": f"{type(exc).__name__}: {exc}"[:500],
                    "step": ""}
