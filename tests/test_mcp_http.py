@@ -12,7 +12,6 @@ import json
 import anyio
 import httpx
 import pytest
-
 from test_serve import auth, shop_server  # noqa: F401  (the shared server fixture)
 
 pytest.importorskip("mcp")
@@ -30,9 +29,8 @@ def _client(url: str, key: str | None, mode: str = "auto"):
 
 async def _with_client(url, key, fn, mode="auto"):
     client, http = _client(url, key, mode)
-    async with http:
-        async with client as c:
-            return await fn(c)
+    async with http, client as c:
+        return await fn(c)
 
 
 def run(coro_fn):

@@ -12,9 +12,9 @@ import sys
 
 import anyio
 import pytest
+from test_serve import SHOP
 
 from kailash_dsl.serve.testing import write_files
-from test_serve import SHOP
 
 pytest.importorskip("mcp")
 
@@ -46,10 +46,10 @@ def test_stdio_tools_calls_and_shared_runs(tmp_path):
             waiting = await c.call_tool("approve", {"amount": 1.0})
             rid = waiting.structured_content["run_id"]
             # answer the wait from another channel: the CLI, on the same journal
-            out = subprocess.run([sys.executable, "-m", "kailash_dsl", "signal", rid,
-                                  "approval", "--data", '{"approved": true, "by": "cli"}',
-                                  "--db", str(db)], capture_output=True, text=True,
-                                 cwd=folder, timeout=60)
+            cmd = [sys.executable, "-m", "kailash_dsl", "signal", rid, "approval",
+                   "--data", '{"approved": true, "by": "cli"}', "--db", str(db)]
+            out = await anyio.to_thread.run_sync(lambda: subprocess.run(
+                cmd, capture_output=True, text=True, cwd=folder, timeout=60, check=False))
             assert out.returncode == 0, out.stderr
             done = await c.call_tool("get_run", {"run_id": rid, "wait_seconds": 15})
             return tools, ok, bad, restock, waiting, done

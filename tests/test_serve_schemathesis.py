@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_serve import key_of, shop_server  # noqa: F401  (the shared server fixture)
 
 pytest.importorskip("schemathesis")

@@ -85,7 +85,7 @@ class Auth:
                                               bucket=f"key:{e.name}", rate=e.rate)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike | None) -> "Auth":
+    def from_file(cls, path: str | os.PathLike | None) -> Auth:
         if path is None:
             return cls(None)
         return cls(load_keys(path))

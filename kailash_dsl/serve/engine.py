@@ -24,8 +24,8 @@ import logging
 import os
 import sqlite3
 import time
-import uuid
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from ..runtime import api
 from ..runtime.journal import (
@@ -180,7 +180,7 @@ class ServerJournal(SqliteJournal):
         self.on_steps = None
         self._checkpointer: asyncio.Task | None = None
 
-    async def open(self) -> "ServerJournal":
+    async def open(self) -> ServerJournal:
         await super().open()
         # Group commits are written on the event loop's own thread through a second
         # connection: a batch is ~0.4 ms of SQLite, less than a hop to aiosqlite's thread
@@ -212,7 +212,7 @@ class ServerJournal(SqliteJournal):
             self._wake.set()
             try:
                 await asyncio.wait_for(asyncio.shield(self._writer), 10)
-            except (asyncio.TimeoutError, Exception):  # pragma: no cover - best effort
+            except (TimeoutError, Exception):  # pragma: no cover - best effort
                 self._writer.cancel()
             self._writer = None
         if self._wconn is not None:
@@ -444,7 +444,7 @@ class Engine:
         self._tracer = tracer
 
     # -- lifecycle -----------------------------------------------------------------
-    async def open(self) -> "Engine":
+    async def open(self) -> Engine:
         try:
             await self.journal.open()
         except JournalError as exc:
@@ -474,7 +474,7 @@ class Engine:
                 pass
         live = [t for t in self.active.values() if not t.done()]
         if live:
-            done, pending = await asyncio.wait(live, timeout=grace)
+            _, pending = await asyncio.wait(live, timeout=grace)
             for t in pending:
                 t.cancel()
             if pending:
@@ -707,7 +707,7 @@ class Engine:
                     return
                 try:
                     await asyncio.wait_for(ev.wait(), timeout=0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             j.unlisten(rid, ev)
@@ -727,7 +727,7 @@ class Engine:
                     return rec
                 try:
                     await asyncio.wait_for(ev.wait(), timeout=min(left, 0.5))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             j.unlisten(rid, ev)

@@ -98,7 +98,7 @@ class Registry:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, files: list[str]) -> "Registry":
+    def load(cls, files: list[str]) -> Registry:
         from ..emit import mcp as emit_mcp
         from ..emit import openapi as emit_openapi
         from ..emit.common import EmitError, load_programs

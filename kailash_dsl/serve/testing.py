@@ -34,7 +34,7 @@ class ServeProcess:
     @classmethod
     def start(cls, files: list[str], *, db: str | os.PathLike, cwd: str | os.PathLike,
               args: list[str] | None = None, env: dict | None = None,
-              timeout: float = 30.0) -> "ServeProcess":
+              timeout: float = 30.0) -> ServeProcess:
         cmd = [sys.executable, "-m", "kailash_dsl", "serve", *map(str, files),
                "--host", "127.0.0.1", "--port", "0", "--db", str(db), *(args or [])]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -78,7 +78,7 @@ class ServeProcess:
             self.proc.kill()
         self.proc.wait()
 
-    def __enter__(self) -> "ServeProcess":
+    def __enter__(self) -> ServeProcess:
         return self
 
     def __exit__(self, *exc) -> None:
