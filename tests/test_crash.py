@@ -122,7 +122,21 @@ def _lines(log: Path) -> list[str]:
 
 
 def test_kill_nine_twenty_times(tmp_path: Path):
+    """Twenty SIGKILLs in a row, landing on live runs; as many runs as that takes (on a
+    fast machine one run can finish before twenty kills have landed on it)."""
     assert len(KEYS) == 20
+    rng = random.Random(SEED)
+    kills = 0
+    runs = 0
+    while kills < KILLS and runs < 6:
+        runs += 1
+        kills += _drive_one_run(tmp_path / f"run{runs}", rng, KILLS - kills)
+    assert kills >= KILLS, f"only {kills} kills landed on live runs in {runs} runs"
+
+
+def _drive_one_run(tmp_path: Path, rng: random.Random, budget: int) -> int:
+    """Kill one run up to ``budget`` times, resume it to the end, check §7; the kills."""
+    tmp_path.mkdir()
     work = tmp_path / "w"
     work.mkdir()
     (work / "crashy.kflow").write_text(PROGRAM)
@@ -142,13 +156,14 @@ def test_kill_nine_twenty_times(tmp_path: Path):
                     "--input", json.dumps({"items": ITEMS})]
     resume = base + ["resume", "crashy", "--db", str(db), "--format", "json"]
 
-    rng = random.Random(SEED)
     frozen: dict[str, int] = {}  # step key -> its effect count when first seen recorded
     kills_mid_run = 0
     finished = None
     startup = None  # seconds from spawn to the first effect, measured on the first attempt
-    for attempt in range(KILLS):
+    attempt = 0
+    while kills_mid_run < budget and attempt < 4 * budget:
         cmd = start if attempt == 0 else resume
+        attempt += 1
         before = len(_lines(log))
         spawned = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
@@ -192,8 +207,6 @@ def test_kill_nine_twenty_times(tmp_path: Path):
         assert proc.returncode == 0, (proc.stdout, proc.stderr)
         finished = json.loads(proc.stdout)
 
-    assert kills_mid_run >= KILLS - 2, \
-        f"only {kills_mid_run} kills landed while the run was live"
     assert finished["status"] == "completed", finished
     assert finished["output"] == EXPECTED_OUTPUT
     lines = Counter(_lines(log))
@@ -212,4 +225,5 @@ def test_kill_nine_twenty_times(tmp_path: Path):
     assert again.returncode == 0
     assert json.loads(again.stdout)["output"] == EXPECTED_OUTPUT
     assert Counter(_lines(log)) == lines
+    return kills_mid_run
 
