@@ -57,7 +57,8 @@ def _print_result(result: dict, fmt: str, elapsed: float | None = None) -> None:
     elif status == "failed":
         e = result.get("error") or {}
         step = f" at step `{e.get('step')}`" if e.get("step") else ""
-        sys.stdout.write(f"run {result['run_id']} failed{step}{took}\n"
+        where = f" ({result['where']})" if result.get("where") else ""
+        sys.stdout.write(f"run {result['run_id']} failed{step}{where}{took}\n"
                          f"  {e.get('kind')}: {e.get('message')}\n")
     elif status == "waiting":
         why = result.get("waiting_for") or "a signal or timer"

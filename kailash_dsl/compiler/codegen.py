@@ -23,6 +23,7 @@ class _WorkflowGen:
         self.slot_names: list[str] = ["<frame>"]
         self.keys: set[str] = set()
         self.waits: dict[str, T.Type] = {}
+        self.nparams = len(info.params)
 
     def slot_of(self, obj: Any) -> int:
         s = self.slots.get(obj)
@@ -34,6 +35,13 @@ class _WorkflowGen:
     def expr(self, e: Any, site: str, hoisted: dict | None = None) -> ExprCode:
         hmap = {call: self.slot_of(n) for call, n in (hoisted or {}).items()}
         return ExprCompiler(self.program, self.slot_of, hmap, site, self.ir.rewrites).compile(e)
+
+    def await_reads(self, code: B.Code, ec: ExprCode, n: Any) -> None:
+        """Make the stream's wait visible: `AWAIT` the slots an expression reads that a
+        step (or a deferred value) may still be filling; parameters are always ready."""
+        pending = sorted(s for s in ec.reads if s > self.nparams)
+        if pending:
+            self.emit(code, B.Op.AWAIT, pending, n)
 
     # ------------------------------------------------------------------------
     def code(self, region: Region, name: str, kind: str, prefix: str = "") -> B.Code:
@@ -104,7 +112,8 @@ class _WorkflowGen:
             jumps_to_end = []
             for i, (cond, _block) in enumerate(s.branches):
                 ec = self.expr(cond, f"{n.key}.cond{i}", n.hoisted)
-                jmp = self.emit(code, B.Op.JUMP_IF_NOT, [ec, -1], n)
+                self.await_reads(code, ec, cond)
+                jmp = self.emit(code, B.Op.JUMP_IF_NOT, [ec, -1], cond)
                 sub = n.regions[i]
                 for m in sub.nodes:
                     if not m.dead:
@@ -137,6 +146,7 @@ class _WorkflowGen:
                                         else 1),
                 key=n.key, yields=yields)
             self.emit(code, B.Op.BARRIER, "effects", n)
+            self.await_reads(code, spec.iterable, n)
             self.emit(code, B.Op.FOR, spec, n)
             return
         if n.kind == "parallel":
@@ -181,6 +191,8 @@ class _WorkflowGen:
         if n.kind == "emit":
             value = self.expr(s.value, n.key, n.hoisted) if s.value is not None else None
             self.emit(code, B.Op.BARRIER, "all", n)
+            if value is not None:
+                self.await_reads(code, value, n)
             self.emit(code, B.Op.EMIT, (s.name, value, n.key), n)
             return
         if n.kind == "checkpoint":
@@ -189,6 +201,8 @@ class _WorkflowGen:
         if n.kind == "return":
             value = self.expr(s.value, n.key, n.hoisted) if s.value is not None else None
             self.emit(code, B.Op.BARRIER, "all", n)
+            if value is not None:
+                self.await_reads(code, value, n)
             self.emit(code, B.Op.RETURN, value, n)
             return
         if n.kind == "fail":
@@ -197,7 +211,9 @@ class _WorkflowGen:
                                                                        n.hoisted)), n)
             return
         if n.kind == "yield":
-            self.emit(code, B.Op.YIELD, self.expr(s.value, n.key, n.hoisted), n)
+            ec = self.expr(s.value, n.key, n.hoisted)
+            self.await_reads(code, ec, n)
+            self.emit(code, B.Op.YIELD, ec, n)
             return
         raise NotImplementedError(n.kind)
 

@@ -275,7 +275,9 @@ async def _execute(run: Run, values: dict) -> Outcome:
         run.event(status, err["step"] or None, err)
         await run.flush({"status": status, "error": json.dumps(err), "owner": None,
                          "wake_at": None})
-        return Outcome({"run_id": rid, "status": status, "output": None, "error": err}, run)
+        out = Outcome({"run_id": rid, "status": status, "output": None, "error": err}, run)
+        out.result["where"] = exc.where
+        return out
     except Park as park:
         if run.cancel_requested:
             err = {"kind": "Cancelled", "message": "the run was cancelled", "step": ""}

@@ -15,9 +15,11 @@ from typing import Any
 class KflowError(Exception):
     """A run-time failure with a kflow error kind (§9)."""
 
-    def __init__(self, kind: str, message: str, step: str = "") -> None:
+    def __init__(self, kind: str, message: str, step: str = "", where: str = "") -> None:
         super().__init__(message)
         self.kind, self.message, self.step = kind, message, step
+        #: "file.kflow:line" of the statement that failed, for people (not in the JSON)
+        self.where = where
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "message": self.message, "step": self.step}
@@ -212,8 +214,15 @@ def b_round(x: Any, digits: int | None = None) -> Any:
     return float(round(x, digits))
 
 
+MAX_RANGE = 10_000_000
+
+
 def b_range(n: int, *rest: int) -> list:
-    return list(range(n, *rest))
+    r = range(n, *rest)
+    if len(r) > MAX_RANGE:  # a list this long would stall the run (and a server)
+        raise KflowError("ValueError", f"range({n}) is too long (more than {MAX_RANGE:,} "
+                         "items)")
+    return list(r)
 
 
 def b_sorted(xs: list) -> list:

@@ -356,7 +356,8 @@ class Run:
                 kind, ec = ins.arg
                 await self.resolve(frame, ec.reads)
                 msg = R.text(self.eval(ec, slots, ins, frame))
-                raise KflowError(kind, self.redact(msg), frame.prefix.rstrip("."))
+                raise KflowError(kind, self.redact(msg), frame.prefix.rstrip("."),
+                                 f"{Path(frame.wf.file).name}:{ins.line}")
             else:  # pragma: no cover
                 raise RuntimeError(f"unknown opcode {op}")
 
@@ -366,6 +367,8 @@ class Run:
         except KflowError as exc:
             if not exc.step:
                 exc.step = frame.prefix.rstrip(".")
+            if not exc.where and ins is not None:
+                exc.where = f"{Path(frame.wf.file).name}:{ins.line}"
             raise
         except (TypeError, KeyError, AttributeError, ValueError, OverflowError) as exc:
             where = f" at {Path(frame.wf.file).name}:{ins.line}" if ins is not None else ""
@@ -536,6 +539,15 @@ class Run:
 
     async def step_task(self, frame: Frame, spec: B.StepSpec, pend: list, preds: list,
                         pos: tuple = ()) -> Any:
+        try:
+            return await self._step_task(frame, spec, pend, preds, pos)
+        except KflowError as exc:
+            if not exc.where:  # map the failure back to the statement (as Jinja2 does)
+                exc.where = f"{Path(frame.wf.file).name}:{spec.line}"
+            raise
+
+    async def _step_task(self, frame: Frame, spec: B.StepSpec, pend: list, preds: list,
+                         pos: tuple = ()) -> Any:
         slots = frame.slots
         for p in pend:
             await p  # a failed dependency fails this step with the same error
