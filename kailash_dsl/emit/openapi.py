@@ -30,7 +30,7 @@ PROBLEM = "application/problem+json"
 _BODY_METHODS = {"post", "put", "patch"}
 _QUERY_METHODS = {"get", "delete", "head", "options"}
 #: schemas every document has; a user type with one of these names is qualified instead
-FIXED_SCHEMAS = ("RunStatus", "RunError", "Run", "Problem", "ValidationProblem")
+FIXED_SCHEMAS = ("RunStatus", "RunEvent", "RunError", "Run", "Problem", "ValidationProblem")
 
 
 def _camel(name: str) -> str:
@@ -242,7 +242,10 @@ def _run_paths() -> dict:
                 "202": {"description": "The signal was recorded.",
                         "content": {"application/json": {
                             "schema": {"$ref": "#/components/schemas/Run"}}}},
-                "404": _problem_ref("No run has this id."),
+                "404": _problem_ref("No run has this id, or the run never waits for a "
+                                    "signal of this name."),
+                "409": _problem_ref("The run has finished (completed, failed or "
+                                    "cancelled): it takes no more signals."),
                 "422": {"description": "The payload does not match the signal's type.",
                         "content": {PROBLEM: {"schema": {
                             "$ref": "#/components/schemas/ValidationProblem"}}}},
@@ -258,7 +261,22 @@ def _run_paths() -> dict:
             "parameters": [run_id],
             "responses": {
                 "200": {"description": "The event stream.",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        "content": {"text/event-stream": {"schema": {
+                            # OpenAPI 3.1 tools read an event stream's schema as one event's
+                            "type": "object",
+                            "description": "One server-sent event: `event` is its type "
+                                           "(`started`, `step.completed`, `waiting`, "
+                                           "`signalled`, an `emit` name, ..., finally "
+                                           "`end`), `data` a RunEvent as JSON (for `end`, "
+                                           "the Run), `id` its sequence number.",
+                            "properties": {
+                                "event": {"type": "string"},
+                                "data": {"type": "string",
+                                         "contentMediaType": "application/json"},
+                                "id": {"type": "string"},
+                                "retry": {"type": "integer"},
+                            },
+                        }}}},
                 "404": _problem_ref("No run has this id."),
             },
         }},
@@ -268,7 +286,21 @@ def _run_paths() -> dict:
 def _fixed_schemas() -> dict:
     return {
         "RunStatus": {"type": "string",
-                      "enum": ["running", "waiting", "completed", "failed"]},
+                      "enum": ["running", "waiting", "completed", "failed", "cancelled"]},
+        "RunEvent": {
+            "type": "object",
+            "description": "One event of a run's stream: a lifecycle event (started, "
+                           "step.completed, step.retried, step.failed, waiting, signalled, "
+                           "completed, failed, cancelled, ...) or a user `emit`.",
+            "required": ["seq", "ts", "type"],
+            "properties": {
+                "seq": {"type": "integer", "description": "Position in the run's stream."},
+                "ts": {"type": "number", "description": "Unix time in seconds."},
+                "type": {"type": "string"},
+                "step": {"type": ["string", "null"], "description": "The step key."},
+                "data": {"description": "The event's payload (an emit's value)."},
+            },
+        },
         "RunError": {
             "type": "object",
             "description": "Why a run failed: the error kind (`Timeout`, `StepFailed`, a "

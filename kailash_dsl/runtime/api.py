@@ -420,3 +420,8 @@ async def show(run_id: str, db: str | Path) -> tuple[RunRecord, list[dict], list
         return rec, steps, events
     finally:
         await journal.close()
+
+
+#: Public names for embedding the runtime (``kflow serve`` drives runs through these).
+execute_run = _execute
+drive_resume = _drive_resume

@@ -530,7 +530,7 @@ class Engine:
             else:
                 await j.create_run(rec)
             self.metrics.started.inc(channel)
-            result = await self._guard(rid, api._execute(run, values), run)
+            result = await self._guard(rid, api.execute_run(run, values), run)
             return result
         finally:
             if spans is not None:
@@ -617,7 +617,7 @@ class Engine:
             spans.start_run(rid, rec.workflow, "resume")
         out = None
         try:
-            out = await api._drive_resume(j, rec, prog, self.block_for, False,
+            out = await api.drive_resume(j, rec, prog, self.block_for, False,
                                           cancel=rec.cancel_requested)
             return out
         finally:
