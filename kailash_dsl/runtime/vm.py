@@ -307,10 +307,7 @@ class Run:
             elif op is Op.JUMP:
                 pc = ins.arg
             elif op is Op.BARRIER:
-                if ins.arg == "effects":
-                    await self.effect_barrier(frame)
-                else:
-                    await self.barrier(frame)
+                await self.barrier(frame, ins.arg == "effects")
             elif op is Op.AWAIT:
                 await self.resolve(frame, ins.arg)
             elif op is Op.FLUSH:
@@ -417,28 +414,15 @@ class Run:
         if scope.failed is not None:
             raise scope.failed
 
-    async def effect_barrier(self, frame: Frame) -> None:
-        """§6: no step with effects overlaps control flow — wait for those in flight."""
+    async def barrier(self, frame: Frame, effects_only: bool = False) -> None:
+        """Wait for every step this workflow invocation has in flight — or, around
+        control flow, only for those with effects (§6: effects never cross it)."""
         while True:
             live = []
             s: Scope | None = frame.scope
             while s is not None:
-                live.extend(t for t in s.effect_tasks if not t.done())
-                s = s.parent
-            if not live:
-                break
-            await asyncio.wait(live)
-        failed = frame.scope.chain_failure()
-        if failed is not None:
-            raise failed
-
-    async def barrier(self, frame: Frame) -> None:
-        """Wait for every step this workflow invocation has in flight (§6 barrier)."""
-        while True:
-            live = []
-            s: Scope | None = frame.scope
-            while s is not None:
-                live.extend(t for t in s.tasks if not t.done())
+                tasks = s.effect_tasks if effects_only else s.tasks
+                live.extend(t for t in tasks if not t.done())
                 s = s.parent
             if not live:
                 break
