@@ -262,10 +262,30 @@ async def _watch_cancel(run: Run) -> None:
             return
 
 
-async def _execute(run: Run, values: dict) -> Outcome:
+class _CancelWatch:
+    """Starts the journal poll for `kflow cancel` only once a run outlives 0.25 s: most
+    runs (a served pure workflow) finish long before and never pay for a task."""
+
+    def __init__(self, run: Run) -> None:
+        self.task: asyncio.Task | None = None
+        self.timer = asyncio.get_running_loop().call_later(0.25, self._start, run)
+
+    def _start(self, run: Run) -> None:
+        self.task = asyncio.ensure_future(_watch_cancel(run))
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+
+async def _execute(run: Run, values: dict, watch_cancel: bool = True) -> Outcome:
+    """Drive a run to its outcome. ``watch_cancel=False`` when the caller (a server
+    driving many runs) notices `kflow cancel` requests itself and sets
+    ``run.cancel_requested``."""
     wf = run.wf
     rid = run.run_id
-    watcher = asyncio.ensure_future(_watch_cancel(run))
+    watcher = _CancelWatch(run) if watch_cancel else None
     try:
         value = await run.execute(values)
     except KflowError as exc:
@@ -291,7 +311,8 @@ async def _execute(run: Run, values: dict) -> Outcome:
         return Outcome({"run_id": rid, "status": "waiting", "output": None, "error": None,
                         "waiting_for": park.reason, "wake_at": park.wake_at}, run)
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
     try:
         output = T.to_json(wf.result, T.check_value(wf.result, value, "result"))
     except T.ValueMismatch as exc:
