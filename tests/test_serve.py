@@ -609,3 +609,69 @@ def test_run_factory_makes_runs_like_the_runtime(tmp_path):
     assert abs(made.block_deadline - real.block_deadline) < 1.0
     other = factory.make("r2", "journal", 5.0)
     assert other.pending is not made.pending and other.recorded is not made.recorded
+
+
+NAPS = '''\
+module serve.naps
+
+## A write that takes a while.
+@impl("nap_nodes:nap")
+@effect(write, resource: "naps")
+node Nap(ms: int) -> int
+
+## Many naps, one after another.
+workflow Naps(n: int) -> int {
+  let naps = for i in range(n) {
+    let z = Nap(ms: 100)
+    yield z
+  }
+  return sum(naps)
+}
+'''
+
+NAP_NODES = '''\
+import os, time
+from pathlib import Path
+
+def nap(ms):
+    time.sleep(ms / 1000)
+    with open(Path(__file__).with_name("naps.log"), "a") as f:
+        f.write("nap\\n")
+    return ms
+'''
+
+
+def test_kflow_cancel_reaches_a_run_the_server_drives(tmp_path):
+    """`kflow cancel` from the command line stops a run a server is driving: the request
+    travels through the shared journal and the run ends `cancelled` at a step boundary."""
+    import subprocess
+    import sys
+
+    folder = write_files(tmp_path, {"naps.kflow": NAPS, "nap_nodes.py": NAP_NODES})
+    srv = ServeProcess.start(["naps.kflow"], db=folder / "runs.db", cwd=folder)
+    try:
+        answer: dict = {}
+
+        def post() -> None:
+            with httpx.Client(base_url=srv.url, timeout=60) as c:
+                answer["r"] = c.post("/workflows/Naps", json={"n": 100},
+                                     headers={"Kflow-Run-Id": "naps-1"})
+
+        t = threading.Thread(target=post)
+        t.start()
+        log = folder / "naps.log"
+        assert wait_until(lambda: log.exists() and len(log.read_text().split()) >= 2, 20)
+        res = subprocess.run([sys.executable, "-m", "kailash_dsl", "cancel", "naps-1",
+                              "--db", str(folder / "runs.db"), "--format", "json"],
+                             cwd=folder, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["status"] == "cancelled"
+        t.join(30)
+        body = answer["r"].json()
+        assert body["status"] == "cancelled" and body["error"]["kind"] == "Cancelled"
+        naps = len(log.read_text().split())
+        assert naps < 100
+        time.sleep(0.4)
+        assert len(log.read_text().split()) == naps  # nothing ran after it stopped
+    finally:
+        srv.stop()
