@@ -525,7 +525,8 @@ class Engine:
             factory = self._factories[e.qualname] = RunFactory(e.prog, e.rwf)
         run = factory.make(rid, j, self.block_for)
         run.event("started", None, {"workflow": e.qualname, "channel": channel})
-        self.active[rid] = asyncio.current_task()  # type: ignore[assignment]
+        me = asyncio.current_task()
+        self.active[rid] = me  # type: ignore[assignment]
         self.driving[rid] = run
         deferred = e.deferrable and run_id is None
         spans = self.spans
@@ -547,7 +548,7 @@ class Engine:
             if deferred:
                 j.drop_deferred(rid)
             self.driving.pop(rid, None)
-            if self.active.get(rid) is asyncio.current_task():
+            if self.active.get(rid) is me:
                 del self.active[rid]
 
     async def _guard(self, rid: str, coro, run: Run | None = None) -> dict | None:
