@@ -7,7 +7,6 @@ Each command imports what it needs inside its body so that `kflow check` stays f
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 

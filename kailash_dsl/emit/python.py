@@ -370,7 +370,7 @@ class ModuleGen:
         if id(c) in self.const_names:
             return self.const_names[id(c)]
         name = self.claim(_upper_snake(c.name) if not c.name.isupper() else c.name,
-                          c.module.name if not c.module is self.program.entry else None)
+                          c.module.name if c.module is not self.program.entry else None)
         self.const_names[id(c)] = name
         self.const_blocks.append(f"{name} = {py_literal(c.value)}")
         return name

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import random as _random
 import time
@@ -841,9 +840,9 @@ class Run:
         if begin not in self.recorded:
             self.record(begin, True, None)
         decision = self.recorded.get(decision_key)
-        if resumed_open and self._had_prepares(tx.key):
+        if resumed_open:
             # §8: after a crash, no recorded decision means abort
-            await self.exec_code_replay_only(sub, tx)
+            self.collect_participants(sub, tx)
             await self.abort_all(tx)
             self.record(decision_key, True, "abort")
             raise KflowError("TransactionAborted", "the process stopped before this 2pc "
@@ -868,10 +867,7 @@ class Run:
         for key, node in tx.prepared:
             await self.call_participant(node, key, "commit")
 
-    def _had_prepares(self, txkey: str) -> bool:
-        return True
-
-    async def exec_code_replay_only(self, sub: Frame, tx: TxState) -> None:
+    def collect_participants(self, sub: Frame, tx: TxState) -> None:
         """Every participant a crashed 2pc may have prepared, without running anything.
 
         A prepare that was running when the process died left no record but may have
@@ -988,4 +984,4 @@ def _fmt_ms(ms: int | None) -> str:
     return format_duration(int(ms))
 
 
-__all__ = ["Run", "Park", "KflowError", "Scope", "Frame", "math"]
+__all__ = ["Run", "Park", "KflowError", "Scope", "Frame"]
