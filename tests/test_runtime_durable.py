@@ -248,7 +248,7 @@ def test_a_sleep_longer_than_block_for_parks_and_resumes_after_the_wake_time(pro
     path = write_program(project, """\
 workflow S() -> str {
   let a = Write(tag: "before")
-  sleep 1500ms
+  sleep 4s
   let b = Write(tag: "after")
   return b.tag
 }
@@ -263,11 +263,12 @@ workflow S() -> str {
     con = sqlite3.connect(db)
     status, wake_at = con.execute("SELECT status, wake_at FROM runs WHERE run_id='s'").fetchone()
     con.close()
-    assert status == "waiting" and t0 + 1.4 < wake_at < time.time() + 1.6
+    # (4 s: long enough that the early resume below starts before it, even under load)
+    assert status == "waiting" and t0 + 3.9 < wake_at < time.time() + 4.1
     early = kflow_proc("resume", "s", "--db", db, "--format", "json", "--block-for", "0s",
                        cwd=project, env=env)
     assert early.exit_code == 3
-    done = kflow_proc("resume", "s", "--db", db, "--format", "json", "--block-for", "5s",
+    done = kflow_proc("resume", "s", "--db", db, "--format", "json", "--block-for", "10s",
                       cwd=project, env=env)
     assert done.exit_code == 0, done.stderr
     assert time.time() >= wake_at
