@@ -112,13 +112,13 @@ def test_wait_signal_resume_round_trip(project):
 
 
 def test_a_wait_whose_timeout_passed_while_nothing_ran_resolves_to_null(project):
-    src = (project / "trip.kflow").read_text().replace("timeout 1h", "timeout 300ms")
+    src = (project / "trip.kflow").read_text().replace("timeout 1h", "timeout 1500ms")
     (project / "trip.kflow").write_text(src)
     first = kflow(project, "run", "trip.kflow", "-w", "Trip", "--input", '{"who": "cy"}',
                   "--run-id", "t2", "--db", "runs.db", "--block-for", "0s", "--format",
                   "json")
     assert first.returncode == 3
-    time.sleep(0.4)  # the timeout passes while no process runs the workflow
+    time.sleep(1.6)  # the timeout passes while no process runs the workflow
     done = kflow(project, "resume", "t2", "--db", "runs.db", "--block-for", "0s",
                  "--format", "json")
     assert json.loads(done.stdout)["output"] == "t-cy nobody"
