@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,17 @@ def _run_async(coro):
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(coro)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        from .runtime.api import CannotStart
+
+        if isinstance(exc, CannotStart) or os.environ.get("KFLOW_DEBUG"):
+            raise
+        # a bug or an environment failure (disk full...): one clear line, no traceback;
+        # the journal keeps the run as it was, so it can be resumed once fixed
+        raise CannotStart(f"internal error: {type(exc).__name__}: {exc} (set KFLOW_DEBUG=1 "
+                          "for the traceback; the run stays resumable)") from exc
     finally:
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -22,7 +22,7 @@ from ..diagnostics import Diagnostic
 from .journal import JournalError, RunRecord, SqliteJournal, owner_id
 from .nodes import ensure_path
 from .values import KflowError
-from .vm import Park, Run
+from .vm import Park, Run, _Aborted
 
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -298,6 +298,11 @@ async def _execute(run: Run, values: dict, watch_cancel: bool = True) -> Outcome
         out = Outcome({"run_id": rid, "status": status, "output": None, "error": err}, run)
         out.result["where"] = exc.where
         return out
+    except _Aborted:  # pragma: no cover - a failure the VM did not attribute
+        err = {"kind": "StepFailed", "message": "a step was abandoned after an earlier "
+               "failure", "step": ""}
+        await run.flush({"status": "failed", "error": json.dumps(err), "owner": None})
+        return Outcome({"run_id": rid, "status": "failed", "output": None, "error": err}, run)
     except Park as park:
         if run.cancel_requested:
             err = {"kind": "Cancelled", "message": "the run was cancelled", "step": ""}

@@ -383,7 +383,15 @@ class Run:
         for s in reads:
             v = slots[s]
             if isinstance(v, _PENDING):
-                slots[s] = await v
+                try:
+                    slots[s] = await v
+                except _Aborted:
+                    # the step never ran because an earlier one of its scope failed:
+                    # that failure is what the program sees
+                    failed = frame.scope.chain_failure()
+                    if failed is not None:
+                        raise failed from None
+                    raise
 
     def _note_failure(self, scope: Scope):
         def cb(task: asyncio.Task) -> None:
