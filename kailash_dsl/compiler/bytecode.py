@@ -79,7 +79,6 @@ class StepSpec:
     flush_before: bool = False  # set by the checkpoint pass
     effects: frozenset[tuple[str, str | None]] = frozenset()  # (effect, resource)
     line: int = 0
-    discard: bool = False  # result is never read
 
 
 @dataclass

@@ -694,12 +694,8 @@ class ExprChecker:
                             help="rename the binding" if extra else None)
                 return None
             sym = self.mod.scope.get(func.id)
-            if isinstance(sym, NodeInfo):
-                self.names[func] = NameRef("node", sym)
-                return ("node", sym)
-            if isinstance(sym, WorkflowInfo):
-                self.names[func] = NameRef("workflow", sym)
-                return ("workflow", sym)
+            if isinstance(sym, (NodeInfo, WorkflowInfo)):
+                return self.step_callee(func, sym)
             if sym is not None:
                 help = None
                 if isinstance(sym, TypeInfo):
@@ -718,12 +714,8 @@ class ExprChecker:
                 if target.parse_failed:
                     return None
                 sym = exported(target, func.name)
-                if isinstance(sym, NodeInfo):
-                    self.names[func] = NameRef("node", sym)
-                    return ("node", sym)
-                if isinstance(sym, WorkflowInfo):
-                    self.names[func] = NameRef("workflow", sym)
-                    return ("workflow", sym)
+                if isinstance(sym, (NodeInfo, WorkflowInfo)):
+                    return self.step_callee(func, sym)
                 if sym is not None:
                     self.report("E0102", f"{describe_symbol(sym)} of module `{target.name}` "
                                          f"cannot be called", func.name_span)
@@ -745,6 +737,11 @@ class ExprChecker:
             self.report("E0102", "only nodes, workflows and builtin functions can be called",
                         func.span)
         return None
+
+    def step_callee(self, func: Any, sym: NodeInfo | WorkflowInfo) -> tuple[str, Any]:
+        """Record what a call position names: a node or a workflow."""
+        self.names[func] = NameRef(sym.kind, sym)
+        return (sym.kind, sym)
 
     def unknown_callee(self, name: str, span: A.Span, mod: ModuleInfo) -> None:
         local = [n for n, s in mod.scope.items() if isinstance(s, (NodeInfo, WorkflowInfo))]

@@ -84,7 +84,6 @@ class _WorkflowGen:
             primary = value.primary if isinstance(value, A.TryElse) else value
             spec = self.step_spec(n, prefix, primary, n.target, n.key, n.hoisted)
             spec.slot = self.slot_of(n.binds if n.binds is not None else n)
-            spec.discard = n.binds is None and not isinstance(s, A.Call)
             if when is not None:
                 spec.when = self.expr(when, n.key, n.hoisted)
                 spec.reads = spec.reads | spec.when.reads
@@ -286,8 +285,3 @@ def generate(ir: IR) -> B.CompiledProgram:
         entry_workflows=entry, workflows=workflows, nodes=nodes, sources={},
         explanations=[text for _, text in program.explanations])
     return prog
-
-
-def param_slot_map(prog: B.RuntimeWorkflow) -> list[int]:
-    """Parameters occupy slots 1..n in declaration order."""
-    return list(range(1, len(prog.params) + 1))

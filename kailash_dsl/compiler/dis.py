@@ -92,29 +92,15 @@ def disassemble_code(code: B.Code, names: list[str], with_lines: bool = True,
                      title: str | None = None) -> list[str]:
     out = [f"Disassembly of <code {title or code.name}> ({code.kind}):"]
     last_line = None
-    nested: list[B.Code] = []
     for i, ins in enumerate(code.instrs):
         line = ""
         if with_lines and ins.line != last_line:
             line = str(ins.line)
             last_line = ins.line
         operand, readable = _describe(ins, names)
-        extra = ""
-        if ins.op == B.Op.STEP and ins.arg.flush_before:
-            extra = ""
-        row = f"{line:>5}  {i:>4}  {ins.op.name:<12} {operand:<14} {readable}{extra}"
+        row = f"{line:>5}  {i:>4}  {ins.op.name:<12} {operand:<14} {readable}"
         out.append(row.rstrip())
-        a = ins.arg
-        if isinstance(a, B.ForSpec):
-            nested.append(a.body)
-        elif isinstance(a, B.TrySpec):
-            nested.append(a.body)
-            nested.extend(h.body for h in a.handlers)
-        elif isinstance(a, B.TxSpec):
-            nested.append(a.body)
-        elif isinstance(a, B.Code):
-            nested.append(a)
-    for sub in nested:
+    for sub in code.children():
         out.append("")
         out.extend(disassemble_code(sub, names, with_lines))
     return out

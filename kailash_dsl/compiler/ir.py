@@ -52,11 +52,6 @@ class IRNode:
     def writes(self) -> bool:
         return any(e == "write" for e, _ in self.effects)
 
-    def label(self) -> str:
-        if self.kind == "step":
-            return f"{self.key} = {self.target.name}(…)"
-        return f"{self.kind} {self.key}".strip()
-
 
 @dataclass(eq=False)
 class Region:
@@ -70,7 +65,6 @@ class Region:
 class IRWorkflow:
     info: WorkflowInfo
     body: Region
-    keys: set[str] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -88,7 +82,6 @@ class _Builder:
         self.program = program
         self.wf = wf
         self.counter = 0
-        self.keys: set[str] = set()
 
     def new_id(self) -> int:
         self.counter += 1
@@ -255,25 +248,12 @@ class _Builder:
             key = self.unique(scope, s.var)
             r.nodes.append(self.for_node(s, key, None, scope))
             return
-        if isinstance(s, A.Parallel):
-            key = self.unique(scope, "parallel")
-            n = IRNode(self.new_id(), "parallel", s, key, line, None, self.reads_of(s))
-            n.regions.append(self.region("parallel", s.body, scope, stmt=s))
-            n.effects = _union(n.regions)
-            r.nodes.append(n)
-            return
-        if isinstance(s, A.Transaction):
-            key = self.unique(scope, "tx")
-            n = IRNode(self.new_id(), "tx", s, key, line, None, self.reads_of(s))
-            n.regions.append(self.region("tx", s.body, scope, stmt=s))
-            n.effects = _union(n.regions)
-            r.nodes.append(n)
-            return
-        if isinstance(s, A.Try):
-            key = self.unique(scope, "try")
-            n = IRNode(self.new_id(), "try", s, key, line, None, self.reads_of(s))
-            n.regions.append(self.region("try", s.body, scope, stmt=s))
-            for c in s.catches:
+        block_kind = _BLOCKS.get(type(s))
+        if block_kind is not None:  # parallel / transaction / try (+ its handlers)
+            key = self.unique(scope, block_kind)
+            n = IRNode(self.new_id(), block_kind, s, key, line, None, self.reads_of(s))
+            n.regions.append(self.region(block_kind, s.body, scope, stmt=s))
+            for c in getattr(s, "catches", ()):
                 n.regions.append(self.region("catch", c.body, scope, stmt=c))
             n.effects = _union(n.regions)
             r.nodes.append(n)
@@ -294,6 +274,9 @@ class _Builder:
         n.regions.append(self.region("loop", f.body, set(), stmt=f))
         n.effects = _union(n.regions)
         return n
+
+
+_BLOCKS = {A.Parallel: "parallel", A.Transaction: "tx", A.Try: "try"}
 
 
 def _union(regions: list[Region]) -> frozenset:
@@ -317,7 +300,7 @@ def build_ir(program: Program) -> IR:
                 b = _Builder(program, sym)
                 scope: set[str] = set()
                 body = b.region("workflow", sym.decl.body, scope, stmt=sym.decl)
-                wfs[sym.qualname] = IRWorkflow(sym, body, scope)
+                wfs[sym.qualname] = IRWorkflow(sym, body)
     return IR(program, wfs)
 
 

@@ -32,9 +32,31 @@ def _cache_dir() -> Path:
     return Path(xdg) / "kflow"
 
 
+_COMPILER_STAMP: str | None = None
+
+
+def _compiler_stamp() -> str:
+    """Sizes and mtimes of the compiler's own sources: a changed compiler (an upgrade,
+    or a developer's edit under the same version) never reuses stale bytecode."""
+    global _COMPILER_STAMP
+    if _COMPILER_STAMP is None:
+        here = Path(__file__).resolve().parent
+        parts = []
+        grammar = here.parent / "grammar"
+        for f in sorted([*here.glob("*.py"), *here.glob("passes/*.py"),
+                         *grammar.glob("*.py"), *grammar.glob("*.lark")]):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+        _COMPILER_STAMP = _sha("|".join(parts).encode())
+    return _COMPILER_STAMP
+
+
 def _cache_key(path: Path, disabled: tuple[str, ...]) -> str:
-    return _sha(f"{__version__}|{B.FORMAT_VERSION}|{path.resolve()}|{','.join(disabled)}|"
-                f"{os.environ.get('KFLOW_DISABLE_PASSES', '')}".encode())
+    return _sha(f"{__version__}|{B.FORMAT_VERSION}|{_compiler_stamp()}|{path.resolve()}|"
+                f"{','.join(disabled)}|{os.environ.get('KFLOW_DISABLE_PASSES', '')}".encode())
 
 
 def _cached(path: Path, disabled: tuple[str, ...]) -> B.CompiledProgram | None:

@@ -381,16 +381,13 @@ async def follow(run_id: str, db: str | Path, on_event, poll_s: float = 0.2) -> 
             raise CannotStart(f"no run `{run_id}` in {db}")
         seq = 0
         while True:
+            # read the status first: events written before it are then all in the table
+            rec = await journal.get_run(run_id)
             for e in await journal.load_events(run_id, seq):
                 seq = e["seq"]
                 on_event(e)
-            rec = await journal.get_run(run_id)
-            if rec is None or rec.status in FINISHED or rec.status == "waiting":
-                for e in await journal.load_events(run_id, seq):
-                    seq = e["seq"]
-                    on_event(e)
-                if rec is None or rec.status in FINISHED:
-                    return rec
+            if rec is None or rec.status in FINISHED:
+                return rec
             await asyncio.sleep(poll_s)
     finally:
         await journal.close()

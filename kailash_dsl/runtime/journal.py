@@ -243,11 +243,13 @@ class SqliteJournal:
     async def open(self) -> "SqliteJournal":
         import aiosqlite
 
-        check_journal_file(self.path)
-        try:  # probe synchronously: a failed aiosqlite connect leaves its thread behind
-            sqlite3.connect(str(self.path)).close()
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot open the journal {self.path}: {exc}") from None
+        existed = self.path.exists()
+        check_journal_file(self.path)  # an existing file was opened (read-only) there
+        if not existed:
+            try:  # probe synchronously: a failed aiosqlite connect leaves its thread behind
+                sqlite3.connect(str(self.path)).close()
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot open the journal {self.path}: {exc}") from None
         try:
             self.conn = await aiosqlite.connect(str(self.path), isolation_level=None)
         except sqlite3.Error as exc:

@@ -439,9 +439,9 @@ class Run:
             raise failed
         s = frame.scope
         while s is not None:
-            for t in s.tasks:
-                if not t.cancelled() and isinstance(t.exception(), Park):
-                    raise t.exception()
+            for t in (s.effect_tasks if effects_only else s.tasks):
+                if t.done() and not t.cancelled() and isinstance(t.exception(), Park):
+                    raise t.exception()  # a sub-workflow parked on a wait or sleep
             s = s.parent
 
     # -- steps ---------------------------------------------------------------------
@@ -456,7 +456,8 @@ class Run:
         frame.counter[0] += 1
         pos = frame.order + (frame.counter[0],)
         preds = self.conflicting(spec.effects, frame, pos)
-        task = asyncio.ensure_future(self.step_task(frame, spec, pend, preds, pos))
+        task = asyncio.ensure_future(self.step_task(frame, spec, pend,
+                                                    [f.task for f in preds], pos))
         slots[spec.slot] = task
         frame.scope.tasks.append(task)
         task.add_done_callback(self._note_failure(frame.scope))
@@ -465,18 +466,12 @@ class Run:
             if frame.group is None and preds:
                 # a pred whose every effect this step writes over is now implied by this
                 # step (anyone conflicting with it conflicts with us, and we wait for it)
-                covered = {p for p in preds if _covers(spec.effects, self._effects_of(p))}
+                covered = {f for f in preds if _covers(spec.effects, f.effects)}
                 if covered:
-                    self.inflight = [f for f in self.inflight if f.task not in covered]
+                    self.inflight = [f for f in self.inflight if f not in covered]
             self.inflight.append(_InFlight(task, spec.effects, frame.group, frame.tx, pos))
             if len(self.inflight) > 64:
                 self.inflight = [f for f in self.inflight if not f.task.done()]
-
-    def _effects_of(self, task) -> frozenset:
-        for f in self.inflight:
-            if f.task is task:
-                return f.effects
-        return frozenset({("write", None)})
 
     def _inline(self, frame: Frame, spec: B.StepSpec) -> Any:
         """A pure, synchronous node whose inputs are ready runs right here (§12)."""
@@ -511,7 +506,8 @@ class Run:
             raise KflowError("TypeError", f"node `{node.name}` returned a value that does not "
                              f"match its result type: {exc}", key) from None
 
-    def conflicting(self, effects: frozenset, frame: Frame, pos: tuple) -> list:
+    def conflicting(self, effects: frozenset, frame: Frame, pos: tuple) -> list[_InFlight]:
+        """Steps in flight, earlier in program order, whose effects conflict (§6)."""
         if not effects:
             return []
         out = []
@@ -521,11 +517,10 @@ class Run:
                 continue
             if frame.group is not None and f.group is frame.group:
                 continue
-            if conflicts(f.effects, effects):
-                out.append(f.task)
-            elif frame.tx is not None and f.tx is frame.tx and writes \
-                    and any(e == "write" for e, _ in f.effects):
-                out.append(f.task)
+            if conflicts(f.effects, effects) or (
+                    frame.tx is not None and f.tx is frame.tx and writes
+                    and any(e == "write" for e, _ in f.effects)):
+                out.append(f)
         return out
 
     async def step_task(self, frame: Frame, spec: B.StepSpec, pend: list, preds: list,

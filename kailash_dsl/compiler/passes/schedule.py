@@ -12,7 +12,7 @@ starts when earlier in-flight conflicting steps finish), so this pass's graph is
 
 from __future__ import annotations
 
-from ..ir import IR, Region, conflicts, iter_nodes
+from ..ir import IR, Region, conflicts
 
 
 def _schedule(region: Region) -> None:
@@ -34,7 +34,4 @@ def _schedule(region: Region) -> None:
 def schedule_effects(ir: IR) -> IR:
     for wf in ir.workflows.values():
         _schedule(wf.body)
-        for n in iter_nodes(wf.body):
-            preds = [p for p in wf.body.graph.predecessors(n.id)] if n.id in wf.body.graph else []
-            n.note = n.note or ("" if preds else "")
     return ir
