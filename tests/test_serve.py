@@ -583,34 +583,6 @@ def test_cli_errors_and_new_key(tmp_path):
     assert r.returncode == 2 and "already exists" in r.stderr
 
 
-def test_run_factory_makes_runs_like_the_runtime(tmp_path):
-    """The server's cheap run construction must build what Run() builds."""
-    from kailash_dsl.runtime import api as runtime_api
-    from kailash_dsl.runtime.vm import Run
-    from kailash_dsl.serve.engine import RunFactory
-
-    write_files(tmp_path, {"shop.kflow": SHOP})
-    prog = runtime_api.load(str(tmp_path / "shop.kflow"))
-    wf = prog.find_workflow("Squares")
-    factory = RunFactory(prog, wf)
-    made = factory.make("r1", "journal", 5.0)
-    real = Run(prog, wf, "r1", "journal", {}, 5.0)
-    assert isinstance(made, Run)
-    assert set(vars(made)) == set(vars(real))
-    for k, v in vars(real).items():
-        m = vars(made)[k]
-        assert type(m) is type(v), k
-        if k in RunFactory.FRESH:
-            assert m is not vars(factory.template or real).get(k) or factory.template is None
-            if isinstance(v, (list, dict, set)):
-                assert m == v, k
-        elif k not in ("block_deadline", "environ"):
-            assert m == v, k
-    assert abs(made.block_deadline - real.block_deadline) < 1.0
-    other = factory.make("r2", "journal", 5.0)
-    assert other.pending is not made.pending and other.recorded is not made.recorded
-
-
 NAPS = '''\
 module serve.naps
 

@@ -224,8 +224,12 @@ def _migrate(con: sqlite3.Connection) -> None:
     con.commit()
 
 
-def _dumps(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_json(v: Any) -> str:
+    """The journal's JSON text of a value: compact, non-ASCII kept as is."""
+    return _ENCODER.encode(v)
 
 
 class SqliteJournal:
@@ -288,7 +292,7 @@ class SqliteJournal:
                 "status, output, error, owner, wake_at, created_at, updated_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec.run_id, rec.workflow, rec.program_hash, rec.source_path,
-                 _dumps(rec.input), rec.status, None, None, rec.owner, None,
+                 encode_json(rec.input), rec.status, None, None, rec.owner, None,
                  rec.created_at, rec.updated_at))
             con.commit()
         await self._run(work)
@@ -400,7 +404,7 @@ class SqliteJournal:
     async def add_signal(self, run_id: str, name: str, payload: Any) -> None:
         def work(con):
             con.execute("INSERT INTO signals (run_id, name, payload, sent_at) VALUES (?,?,?,?)",
-                        (run_id, name, _dumps(payload), time.time()))
+                        (run_id, name, encode_json(payload), time.time()))
             con.commit()
         await self._run(work)
 

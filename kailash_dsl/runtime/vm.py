@@ -20,6 +20,7 @@ of steps inside its body and a failed step stops later steps of its own scope.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import random as _random
@@ -31,13 +32,33 @@ from typing import Any
 
 from ..compiler import bytecode as B
 from ..compiler import types as T
+from ..compiler import validators as V
 from ..compiler.effects import conflicts
 from . import nodes as N
 from . import values as R
-from .journal import StepRecord
+from .journal import StepRecord, encode_json
 from .values import KflowError
 
 Op = B.Op
+# opcodes as module globals: an IntEnum member lookup (`Op.STEP`) costs ~75 ns, and
+# the dispatch chain of exec_code does up to sixteen per instruction
+_AWAIT = Op.AWAIT
+_BARRIER = Op.BARRIER
+_EMIT = Op.EMIT
+_FAIL = Op.FAIL
+_FLUSH = Op.FLUSH
+_FOR = Op.FOR
+_JUMP = Op.JUMP
+_JUMP_IF_NOT = Op.JUMP_IF_NOT
+_LET = Op.LET
+_PARALLEL = Op.PARALLEL
+_RETURN = Op.RETURN
+_SLEEP = Op.SLEEP
+_STEP = Op.STEP
+_TRY = Op.TRY
+_TX = Op.TX
+_WAIT = Op.WAIT
+_YIELD = Op.YIELD
 _PENDING = asyncio.Future
 
 
@@ -148,8 +169,9 @@ def _covers(mine: frozenset, theirs: frozenset) -> bool:
     return True
 
 
-def _json_dumps(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+@functools.lru_cache(maxsize=256)
+def _parent_dir(path: str) -> str:
+    return str(Path(path).parent)
 
 
 class Run:
@@ -157,7 +179,8 @@ class Run:
 
     def __init__(self, prog: B.CompiledProgram, wf: B.RuntimeWorkflow, run_id: str,
                  journal: Any, recorded: dict[str, tuple[bool, Any]],
-                 block_for: float, next_seq: int = 0) -> None:
+                 block_for: float, next_seq: int = 0,
+                 environ: dict[str, str] | None = None) -> None:
         self.prog = prog
         self.wf = wf
         self.run_id = run_id
@@ -171,13 +194,17 @@ class Run:
         self.block_deadline = time.time() + block_for
         self.secrets: set[str] = set()
         self.flushes = 0
-        self.base_dir = str(Path(prog.path).parent)
+        self.base_dir = _parent_dir(prog.path)
         self.steps_run = 0
         #: set when `kflow cancel` asked for this run (checked at instruction boundaries)
         self.cancel_requested = False
         self.nondet_seen: dict[str, int] = {}
-        #: §10: env() reads the environment as it was when the run (or resume) started
-        self.environ = dict(os.environ)
+        #: §10: env() reads the environment as it was when the run (or resume) started;
+        #: a server passes the snapshot it took at startup (copying it is most of the
+        #: cost of a Run). Read-only.
+        self.environ = environ if environ is not None else dict(os.environ)
+        #: the result's JSON text once the run completed (a server answers with it)
+        self.output_json: str | None = None
 
     # -- journal ---------------------------------------------------------------
     def record(self, key: str, ok: bool, value_json: Any, attempts: int = 1,
@@ -185,7 +212,7 @@ class Run:
         if self.secrets:
             value_json = self.redact(value_json)  # §10: secrets never reach the journal
         self.recorded[key] = (ok, value_json)
-        self.pending.append(StepRecord(key, ok, _json_dumps(value_json), attempts, started,
+        self.pending.append(StepRecord(key, ok, encode_json(value_json), attempts, started,
                                        time.time()))
 
     def event(self, type_: str, step: str | None = None, data: Any = None) -> None:
@@ -193,7 +220,12 @@ class Run:
         if data is not None and self.secrets:
             data = self.redact(data)
         self.pending_events.append((self.seq, time.time(), type_, step,
-                                    _json_dumps(data) if data is not None else None))
+                                    encode_json(data) if data is not None else None))
+
+    def event_json(self, type_: str, step: str | None, data_json: str) -> None:
+        """:meth:`event` with its data already encoded (and free of secrets)."""
+        self.seq += 1
+        self.pending_events.append((self.seq, time.time(), type_, step, data_json))
 
     async def flush(self, run_update: dict | None = None) -> None:
         async with self.flush_lock:
@@ -283,9 +315,9 @@ class Run:
             failed = frame.scope.chain_failure()
             if failed is not None:
                 raise failed
-            if op is Op.STEP:
+            if op is _STEP:
                 self.start_step(frame, ins.arg)
-            elif op is Op.LET:
+            elif op is _LET:
                 slot, ec = ins.arg
                 pend = [slots[s] for s in ec.reads if isinstance(slots[s], _PENDING)]
                 if pend:
@@ -298,40 +330,45 @@ class Run:
                     value = self.eval(ec, slots, ins, frame)
                     if slot is not None:
                         slots[slot] = value
-            elif op is Op.JUMP_IF_NOT:
+            elif op is _JUMP_IF_NOT:
                 ec, target = ins.arg
                 await self.resolve(frame, ec.reads)
                 if not self.eval(ec, slots, ins, frame):
                     pc = target
-            elif op is Op.JUMP:
+            elif op is _JUMP:
                 pc = ins.arg
-            elif op is Op.BARRIER:
-                await self.barrier(frame, ins.arg == "effects")
-            elif op is Op.AWAIT:
-                await self.resolve(frame, ins.arg)
-            elif op is Op.FLUSH:
+            elif op is _BARRIER:
+                scope = frame.scope
+                if scope.tasks or scope.parent is not None:  # else: nothing in flight
+                    await self.barrier(frame, ins.arg == "effects")
+            elif op is _AWAIT:
+                for s in ins.arg:
+                    if isinstance(slots[s], _PENDING):
+                        await self.resolve(frame, ins.arg)
+                        break
+            elif op is _FLUSH:
                 await self.barrier(frame)
                 await self.flush()
-            elif op is Op.FOR:
+            elif op is _FOR:
                 await self.run_for(frame, ins.arg, ins)
-            elif op is Op.YIELD:
+            elif op is _YIELD:
                 ec = ins.arg
                 await self.resolve(frame, ec.reads)
                 if frame.yields is not None:
                     frame.yields.append(self.eval(ec, slots, ins, frame))
-            elif op is Op.PARALLEL:
+            elif op is _PARALLEL:
                 sub = frame.child(scope=Scope(frame.scope), group=object())
                 await self.exec_code(ins.arg, sub)
                 await self.end_scope(sub.scope)
-            elif op is Op.TRY:
+            elif op is _TRY:
                 await self.run_try(frame, ins.arg, ins)
-            elif op is Op.TX:
+            elif op is _TX:
                 await self.run_tx(frame, ins.arg)
-            elif op is Op.SLEEP:
+            elif op is _SLEEP:
                 await self.run_sleep(frame, ins.arg, ins)
-            elif op is Op.WAIT:
+            elif op is _WAIT:
                 await self.run_wait(frame, ins.arg, ins)
-            elif op is Op.EMIT:
+            elif op is _EMIT:
                 name, ec, key = ins.arg
                 full = frame.prefix + key
                 value = None
@@ -341,14 +378,17 @@ class Run:
                 if full not in self.recorded:
                     self.event("emit", full, {"name": name, "data": value})
                     self.record(full, True, None)
-            elif op is Op.RETURN:
+            elif op is _RETURN:
                 ec = ins.arg
                 value = None
                 if ec is not None:
-                    await self.resolve(frame, ec.reads)
+                    for s in ec.reads:
+                        if isinstance(slots[s], _PENDING):
+                            await self.resolve(frame, ec.reads)
+                            break
                     value = self.eval(ec, slots, ins, frame)
                 raise _Return(value)
-            elif op is Op.FAIL:
+            elif op is _FAIL:
                 kind, ec = ins.arg
                 await self.resolve(frame, ec.reads)
                 msg = R.text(self.eval(ec, slots, ins, frame))
@@ -501,7 +541,7 @@ class Run:
             kind, msg = N.describe_exception(exc)
             raise KflowError(kind, self.redact(msg), key) from None
         try:
-            return T.check_value(node.result, value, node.name)
+            return V.checker(node.result)(value, node.name)
         except T.ValueMismatch as exc:
             raise KflowError("TypeError", f"node `{node.name}` returned a value that does not "
                              f"match its result type: {exc}", key) from None
@@ -611,8 +651,8 @@ class Run:
             if two_pc and tx is not None and tx.pattern == "2pc" and ok:
                 tx.prepared.append((key, node))
             if ok:
-                return T.check_value(node.result, value, from_json=True) if node.effect != \
-                    "pure" else value
+                return V.checker(node.result, from_json=True)(value, "") \
+                    if node.effect != "pure" else value
             err = KflowError(value.get("kind", "StepFailed"), value.get("message", ""),
                              value.get("step", key))
             raise err
@@ -652,13 +692,13 @@ class Run:
                 if breaker is not None:
                     breaker.success()
                 try:
-                    value = T.check_value(node.result, value, node.name)
+                    value = V.checker(node.result)(value, node.name)
                 except T.ValueMismatch as exc:
                     raise KflowError("TypeError", f"node `{node.name}` returned a value that "
                                      f"does not match its result type: {exc}", key) from None
                 self.steps_run += 1
                 if node.effect != "pure":
-                    self.record(key, True, T.to_json(node.result, value), attempt, started)
+                    self.record(key, True, V.encoder(node.result)(value), attempt, started)
                     self.event("step.completed", key, {"attempts": attempt})
                 if two_pc and tx is not None and tx.pattern == "2pc":
                     tx.prepared.append((key, node))
@@ -878,7 +918,7 @@ class Run:
         of something they never prepared, as they tolerate repeated calls).
         """
         for ins in tx.spec.body.instrs:
-            if ins.op is Op.STEP:
+            if ins.op is _STEP:
                 spec = ins.arg
                 key = sub.prefix + spec.key
                 node = self.prog.nodes.get(spec.target)
@@ -956,11 +996,11 @@ class Run:
                 self.recorded[full] = (True, payload)
                 self.seq += 1
                 ev = (self.seq, time.time(), "signalled", full,
-                      _json_dumps({"signal": signal}))
+                      encode_json({"signal": signal}))
                 await self.flush()
                 await self.journal.consume_signal(
                     self.run_id, sig_id, full,
-                    StepRecord(full, True, _json_dumps(payload), 1, None, time.time()), [ev])
+                    StepRecord(full, True, encode_json(payload), 1, None, time.time()), [ev])
                 if slot is not None:
                     frame.slots[slot] = value
                 return

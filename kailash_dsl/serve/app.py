@@ -314,7 +314,8 @@ class WorkflowEndpoint:
             if k == b"kflow-run-id":
                 run_id = v.decode("latin-1") or None
         try:
-            result = await st.engine.start(e, values, data, run_id=run_id, channel="rest")
+            result, output_json = await st.engine.start(e, values, data, run_id=run_id,
+                                                        channel="rest", encoded=True)
         except RunConflict as exc:
             await problem(409, str(exc), instance)(scope, receive, send)
             return
@@ -325,17 +326,22 @@ class WorkflowEndpoint:
             await problem(503, "the run could not be driven here", instance)(scope, receive,
                                                                             send)
             return
-        out = {"run_id": result["run_id"], "status": result["status"],
-               "output": result.get("output"), "error": result.get("error")}
         headers = [_JSON_HEADERS]
         status = 200
-        if result["status"] in ("waiting", "running"):
-            status = 202
-            for k in ("waiting_for", "wake_at"):
-                if result.get(k) is not None:
-                    out[k] = result[k]
-            headers.append((b"location", f"/runs/{result['run_id']}".encode()))
-        payload = _dumps(out)
+        if output_json is not None and result["status"] == "completed":
+            # the output as the journal recorded it, not encoded a second time
+            payload = b'{"run_id":%s,"status":"completed","output":%s,"error":null}' % (
+                _dumps(result["run_id"]), output_json.encode())
+        else:
+            out = {"run_id": result["run_id"], "status": result["status"],
+                   "output": result.get("output"), "error": result.get("error")}
+            if result["status"] in ("waiting", "running"):
+                status = 202
+                for k in ("waiting_for", "wake_at"):
+                    if result.get(k) is not None:
+                        out[k] = result[k]
+                headers.append((b"location", f"/runs/{result['run_id']}".encode()))
+            payload = _dumps(out)
         headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

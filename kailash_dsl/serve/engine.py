@@ -34,7 +34,7 @@ from ..runtime.journal import (
     RunRecord,
     SqliteJournal,
     StepRecord,
-    _dumps,
+    encode_json,
     owner_alive,
     owner_id,
 )
@@ -78,7 +78,7 @@ def _run_row(rec: RunRecord, update: dict | None, now: float) -> tuple:
             "wake_at": None}
     if update:
         cols.update({k: v for k, v in update.items() if k in cols})
-    return (rec.run_id, rec.workflow, rec.program_hash, rec.source_path, _dumps(rec.input),
+    return (rec.run_id, rec.workflow, rec.program_hash, rec.source_path, encode_json(rec.input),
             cols["status"], cols["output"], cols["error"], cols["owner"], cols["wake_at"],
             rec.created_at, now if update else rec.updated_at)
 
@@ -374,53 +374,6 @@ def _ignore_result(fut: asyncio.Future) -> None:
 # ------------------------------------------------------------------------------ engine
 
 
-class RunFactory:
-    """Makes :class:`~kailash_dsl.runtime.vm.Run` objects for one workflow, cheaply.
-
-    ``Run()`` copies ``os.environ`` for ``env()`` (§10), which is most of its cost and a
-    fifth of a served pure request. The server's environment is the one it started with,
-    so runs it starts share one snapshot: a new run is a copy of a template run with
-    fresh per-run state. Only when the template has exactly the attributes this adapter
-    knows (``KNOWN``) — otherwise (a changed runtime) every run is built with ``Run()``,
-    correct and a little slower. A resumed run is always built by the runtime API.
-    """
-
-    #: per-run state, made fresh for every run
-    FRESH = {"recorded": dict, "pending": list, "pending_events": list, "inflight": list,
-             "flush_lock": asyncio.Lock, "secrets": set, "nondet_seen": dict}
-    #: shared with the template (immutable, or the read-only environment snapshot)
-    SHARED = {"prog", "wf", "run_id", "journal", "seq", "block_deadline", "flushes",
-              "base_dir", "steps_run", "cancel_requested", "environ"}
-
-    def __init__(self, prog, wf) -> None:
-        self.prog, self.wf = prog, wf
-        self.template: Run | None = None
-        try:
-            t = Run(prog, wf, "", None, {}, 0.0)
-        except Exception:  # pragma: no cover - Run() itself will say what is wrong
-            return
-        if set(t.__dict__) == set(self.FRESH) | self.SHARED and t.seq == 0 \
-                and t.flushes == 0 and t.steps_run == 0 and t.cancel_requested is False \
-                and all(type(t.__dict__[k]) is f for k, f in self.FRESH.items()):
-            self.template = t
-
-    def make(self, run_id: str, journal, block_for: float) -> Run:
-        t = self.template
-        if t is None:
-            return Run(self.prog, self.wf, run_id, journal, {}, block_for)
-        run = Run.__new__(Run)
-        d = run.__dict__
-        d.update(t.__dict__)
-        for k, make in self.FRESH.items():
-            d[k] = make()
-        d["run_id"] = run_id
-        d["journal"] = journal
-        d["block_deadline"] = time.time() + block_for
-        return run
-
-
-
-
 class Engine:
     """Starts, resumes, signals and follows runs of the registry's workflows."""
 
@@ -445,7 +398,11 @@ class Engine:
         self.draining = False
         self._scheduler: asyncio.Task | None = None
         self._opened = False
-        self._factories: dict[str, RunFactory] = {}
+        #: the environment runs started here read with env() (§10): the server's, as it
+        #: was at startup; one snapshot instead of a copy per run
+        self.environ = dict(os.environ)
+        #: the `started` event's data per (workflow, channel), encoded once
+        self._started: dict[tuple[str, str], str] = {}
         #: OpenTelemetry spans (None unless a tracer provider is configured)
         self.spans = None
         self._tracer = tracer
@@ -493,8 +450,12 @@ class Engine:
 
     # -- starting runs -------------------------------------------------------------
     async def start(self, e: Entry, values: dict, input_json: Any, *,
-                    run_id: str | None = None, channel: str = "rest") -> dict:
+                    run_id: str | None = None, channel: str = "rest",
+                    encoded: bool = False):
         """Run ``e`` with checked ``values``; its result, or its state once it waits.
+
+        With ``encoded``, ``(result, output JSON text or None)``: the text the journal
+        recorded, so an answer need not encode the output again.
 
         The run is driven in the caller's task (uvicorn does not cancel a request whose
         client went away; a cancelled caller — shutdown — leaves the run ``running`` in
@@ -514,17 +475,18 @@ class Engine:
                                       "workflow or input")
                 if existing.status not in FINISHED:
                     self.wake(run_id)
-                return existing.result()
+                return (existing.result(), None) if encoded else existing.result()
             rid = run_id
         else:
             rid = time_ordered_id()
         rec = RunRecord(rid, e.qualname, e.prog.program_hash, e.prog.path, input_json,
                         "running", None, None, self.me, None, now, now)
-        factory = self._factories.get(e.qualname)
-        if factory is None:
-            factory = self._factories[e.qualname] = RunFactory(e.prog, e.rwf)
-        run = factory.make(rid, j, self.block_for)
-        run.event("started", None, {"workflow": e.qualname, "channel": channel})
+        run = Run(e.prog, e.rwf, rid, j, {}, self.block_for, environ=self.environ)
+        started = self._started.get((e.qualname, channel))
+        if started is None:
+            started = self._started[e.qualname, channel] = encode_json(
+                {"workflow": e.qualname, "channel": channel})
+        run.event_json("started", None, started)
         me = asyncio.current_task()
         self.active[rid] = me  # type: ignore[assignment]
         self.driving[rid] = run
@@ -541,6 +503,8 @@ class Engine:
             self.metrics.started.inc(channel)
             result = await self._guard(rid, api.execute_run(run, values,
                                                             watch_cancel=False), run)
+            if encoded:
+                return result, run.output_json
             return result
         finally:
             if spans is not None:

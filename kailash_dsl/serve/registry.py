@@ -304,6 +304,11 @@ def check_input(wf, data: Any) -> dict:
     The same rules (and messages) as :func:`kailash_dsl.runtime.api.validate_input`, with
     each problem also given as ``{field, expected, found, message}``.
     """
+    from ..runtime.api import fast_input
+
+    fast = fast_input(wf, data)
+    if fast is not None:
+        return fast
     if not isinstance(data, dict):
         found = T.describe_value(data)
         msg = (f"the input must be a JSON object with the parameters of `{wf.name}`, "
