@@ -169,12 +169,13 @@ class Gate:
             if endpoint is None:
                 await self.app(scope, receive, send_wrapped)
                 return
+            # a workflow route: the endpoint says what it sent, no wrapped send
             template = endpoint.e.path
             try:
-                await endpoint(scope, receive, send_wrapped)
+                status_box[0] = await endpoint.handle(scope, receive, send) or 500
             except Exception as exc:
                 log.exception("internal error on %s %s", scope.get("method"), path)
-                if status_box[0] == 500:  # nothing sent yet
+                with contextlib.suppress(Exception):  # unless the answer had started
                     await problem(500, f"internal error: {type(exc).__name__}; the server "
                                        "log has the traceback", path)(scope, receive,
                                                                       send_wrapped)
@@ -272,6 +273,10 @@ class WorkflowEndpoint:
         self.__name__ = f"run_{e.name}"
 
     async def __call__(self, scope, receive, send) -> None:
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send) -> int:
+        """Answer the request; the status sent (0 when the client went away first)."""
         st, e = self.st, self.e
         instance = scope["path"]
         principal = _principal(scope)
@@ -279,8 +284,7 @@ class WorkflowEndpoint:
             resp = problem(403, f"`{e.name}` needs one of the roles {', '.join(e.roles)}; "
                                 f"the key `{principal.name}` has "
                                 f"{', '.join(sorted(principal.roles)) or 'none'}", instance)
-            await resp(scope, receive, send)
-            return
+            return await _answer(resp, scope, receive, send)
         body = None
         query = None
         if e.in_query:
@@ -290,25 +294,22 @@ class WorkflowEndpoint:
             try:
                 raw = await read_body(receive)
             except _TooLarge:
-                await problem(413, f"the body is larger than {MAX_BODY} bytes",
-                              instance)(scope, receive, send)
-                return
+                return await _answer(problem(413, f"the body is larger than {MAX_BODY} "
+                                             "bytes", instance), scope, receive, send)
             if raw is None:
-                return
+                return 0
             if raw.strip():
                 try:
-                    body = json.loads(raw)
+                    body = _loads(raw)
                 except ValueError as exc:
                     msg = f"the body is not valid JSON: {exc}"
-                    await problem(422, msg, instance, errors=[{"field": "", "message": msg}]
-                                  )(scope, receive, send)
-                    return
+                    return await _answer(problem(422, msg, instance, errors=[
+                        {"field": "", "message": msg}]), scope, receive, send)
         try:
             data = st.registry.request_input(e, scope.get("path_params") or {}, query, body)
             values = check_input(e.rwf, data)
         except InputError as exc:
-            await validation_problem(exc, instance)(scope, receive, send)
-            return
+            return await _answer(validation_problem(exc, instance), scope, receive, send)
         run_id = None
         for k, v in scope["headers"]:
             if k == b"kflow-run-id":
@@ -317,15 +318,12 @@ class WorkflowEndpoint:
             result, output_json = await st.engine.start(e, values, data, run_id=run_id,
                                                         channel="rest", encoded=True)
         except RunConflict as exc:
-            await problem(409, str(exc), instance)(scope, receive, send)
-            return
+            return await _answer(problem(409, str(exc), instance), scope, receive, send)
         except api.CannotStart as exc:
-            await problem(503, exc.message, instance)(scope, receive, send)
-            return
+            return await _answer(problem(503, exc.message, instance), scope, receive, send)
         if result is None:  # pragma: no cover - only when resuming was refused
-            await problem(503, "the run could not be driven here", instance)(scope, receive,
-                                                                            send)
-            return
+            return await _answer(problem(503, "the run could not be driven here", instance),
+                                 scope, receive, send)
         headers = [_JSON_HEADERS]
         status = 200
         if output_json is not None and result["status"] == "completed":
@@ -345,6 +343,20 @@ class WorkflowEndpoint:
         headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+        return status
+
+
+async def _answer(resp: Response, scope, receive, send) -> int:
+    await resp(scope, receive, send)
+    return resp.status_code
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return json.loads(raw)  # UTF-16/32 with a BOM: json detects it, or says why
+    return json.loads(text)
 
 
 async def _find_run(st: ServerState, request: Request):

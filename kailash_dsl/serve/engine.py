@@ -74,13 +74,14 @@ _RUN_COLS = ("status", "output", "error", "owner", "wake_at")
 
 
 def _run_row(rec: RunRecord, update: dict | None, now: float) -> tuple:
-    cols = {"status": rec.status, "output": None, "error": None, "owner": rec.owner,
-            "wake_at": None}
-    if update:
-        cols.update({k: v for k, v in update.items() if k in cols})
-    return (rec.run_id, rec.workflow, rec.program_hash, rec.source_path, encode_json(rec.input),
-            cols["status"], cols["output"], cols["error"], cols["owner"], cols["wake_at"],
-            rec.created_at, now if update else rec.updated_at)
+    if not update:
+        return (rec.run_id, rec.workflow, rec.program_hash, rec.source_path,
+                encode_json(rec.input), rec.status, None, None, rec.owner, None,
+                rec.created_at, rec.updated_at)
+    g = update.get
+    return (rec.run_id, rec.workflow, rec.program_hash, rec.source_path,
+            encode_json(rec.input), g("status", rec.status), g("output"), g("error"),
+            g("owner", rec.owner), g("wake_at"), rec.created_at, now)
 
 
 def _rows(items: list, now: float):
@@ -101,9 +102,10 @@ def _rows(items: list, now: float):
         if kind == "run":
             rec = it[1]
             run_id = rec.run_id
-            extra = {k: v for k, v in (it[4] or {}).items() if k not in _RUN_COLS}
-            runs.append(_run_row(rec, it[4], now))
-            update = extra or None
+            update = it[4]
+            runs.append(_run_row(rec, update, now))
+            if update:  # columns the insert does not hold, if any
+                update = {k: v for k, v in update.items() if k not in _RUN_COLS} or None
         else:
             run_id = it[1]
             update = it[4]

@@ -13,6 +13,7 @@ emitted.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import types as T
+from ..runtime.api import fast_input
 from . import StartupError
 
 #: paths the server itself answers; a workflow route may not take them
@@ -80,7 +82,7 @@ class Entry:
     def in_query(self) -> bool:
         return self.method in _QUERY_METHODS
 
-    @property
+    @functools.cached_property
     def deferrable(self) -> bool:
         """No write step anywhere: its run can be journaled with its first commit."""
         return not any(kind == "write" for kind, _ in self.rwf.effects)
@@ -304,8 +306,6 @@ def check_input(wf, data: Any) -> dict:
     The same rules (and messages) as :func:`kailash_dsl.runtime.api.validate_input`, with
     each problem also given as ``{field, expected, found, message}``.
     """
-    from ..runtime.api import fast_input
-
     fast = fast_input(wf, data)
     if fast is not None:
         return fast
