@@ -10,6 +10,7 @@ minute each).
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 
@@ -239,11 +240,31 @@ def test_unknown_routes_runs_and_methods(api):
 
 def test_run_id_header_makes_a_start_idempotent(api):
     rid = f"order-{time.time_ns()}"
-    first = api.post("/workflows/Squares", json={"n": 3}, headers={"Kflow-Run-Id": rid})
+    first = api.post("/workflows/Squares", content=b'{ "n" :\n 3 }',
+                     headers={"Kflow-Run-Id": rid, "Content-Type": "application/json"})
     again = api.post("/workflows/Squares", json={"n": 3}, headers={"Kflow-Run-Id": rid})
     assert first.json() == again.json() and first.json()["run_id"] == rid
     other = api.post("/workflows/Squares", json={"n": 4}, headers={"Kflow-Run-Id": rid})
     assert other.status_code == 409
+
+
+def test_the_journal_holds_the_input_as_sent(api, shop_server):
+    """The body is journaled as the run's input (defaults are not written into it), and
+    reads back as the same value whatever its formatting."""
+    body = '{"n": 2,\n "name": "caf\u00e9 \\"x\\""}'
+    r = api.post("/workflows/Squares", content=body.encode(),
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"]["greeting"] == 'hello café "x"'
+    with sqlite3.connect(shop_server.folder / "runs.db") as con:
+        (stored,) = con.execute("SELECT input FROM runs WHERE run_id=?",
+                                (r.json()["run_id"],)).fetchone()
+    assert json.loads(stored) == {"n": 2, "name": 'café "x"'}
+    r = api.post("/workflows/Squares", json={"n": 1})
+    with sqlite3.connect(shop_server.folder / "runs.db") as con:
+        (stored,) = con.execute("SELECT input FROM runs WHERE run_id=?",
+                                (r.json()["run_id"],)).fetchone()
+    assert json.loads(stored) == {"n": 1}
 
 
 # ----------------------------------------------------------------------- waits and events

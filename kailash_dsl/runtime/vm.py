@@ -297,13 +297,17 @@ class Run:
 
     async def run_workflow_frame(self, frame: Frame) -> Any:
         try:
-            await self.exec_code(frame.wf.code, frame)
+            ret = await self.exec_code(frame.wf.code, frame)
+            if ret is not None:
+                return ret.value
             await self.end_scope(frame.scope)
-        except _Return as r:
+        except _Return as r:  # a `return` inside a block
             return r.value
         return None
 
-    async def exec_code(self, code: B.Code, frame: Frame) -> None:
+    async def exec_code(self, code: B.Code, frame: Frame) -> _Return | None:
+        """Run ``code``; a `return` at the top of a workflow's body gives its value as a
+        :class:`_Return` (raising it costs microseconds), one inside a block raises it."""
         instrs = code.instrs
         pc = 0
         n = len(instrs)
@@ -387,6 +391,8 @@ class Run:
                             await self.resolve(frame, ec.reads)
                             break
                     value = self.eval(ec, slots, ins, frame)
+                if code is frame.wf.code:
+                    return _Return(value)
                 raise _Return(value)
             elif op is _FAIL:
                 kind, ec = ins.arg

@@ -286,6 +286,7 @@ class WorkflowEndpoint:
                                 f"{', '.join(sorted(principal.roles)) or 'none'}", instance)
             return await _answer(resp, scope, receive, send)
         body = None
+        text = None
         query = None
         if e.in_query:
             from starlette.datastructures import QueryParams
@@ -300,7 +301,7 @@ class WorkflowEndpoint:
                 return 0
             if raw.strip():
                 try:
-                    body = _loads(raw)
+                    text, body = _loads(raw)
                 except ValueError as exc:
                     msg = f"the body is not valid JSON: {exc}"
                     return await _answer(problem(422, msg, instance, errors=[
@@ -315,8 +316,10 @@ class WorkflowEndpoint:
             if k == b"kflow-run-id":
                 run_id = v.decode("latin-1") or None
         try:
-            result, output_json = await st.engine.start(e, values, data, run_id=run_id,
-                                                        channel="rest", encoded=True)
+            # the body is the whole input when no path parameter adds to it
+            result, output_json = await st.engine.start(
+                e, values, data, run_id=run_id, channel="rest", encoded=True,
+                input_text=text if data is body and text is not None else None)
         except RunConflict as exc:
             return await _answer(problem(409, str(exc), instance), scope, receive, send)
         except api.CannotStart as exc:
@@ -351,12 +354,13 @@ async def _answer(resp: Response, scope, receive, send) -> int:
     return resp.status_code
 
 
-def _loads(raw: bytes) -> Any:
+def _loads(raw: bytes) -> tuple[str | None, Any]:
+    """A JSON body as (its text when UTF-8, its value)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return json.loads(raw)  # UTF-16/32 with a BOM: json detects it, or says why
-    return json.loads(text)
+        return None, json.loads(raw)  # UTF-16/32 with a BOM: json detects it, or says why
+    return text, json.loads(text)
 
 
 async def _find_run(st: ServerState, request: Request):

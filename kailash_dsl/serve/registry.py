@@ -252,6 +252,8 @@ class Registry:
                 data = {}
             elif not isinstance(body, dict):
                 return body  # check_input explains
+            elif not e.path_params:
+                return body  # the whole input (and not copied: nothing changes it)
             else:
                 data = dict(body)
                 for name in e.path_params:
