@@ -22,6 +22,7 @@ import gc
 import html
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -261,6 +262,8 @@ async def read_body(receive, limit: int = MAX_BODY) -> bytes | None:
 
 
 _JSON_HEADERS = (b"content-type", b"application/json")
+#: a string JSON writes between quotes as it is (run ids, nearly always)
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*\Z')
 
 
 class WorkflowEndpoint:
@@ -331,8 +334,10 @@ class WorkflowEndpoint:
         status = 200
         if output_json is not None and result["status"] == "completed":
             # the output as the journal recorded it, not encoded a second time
+            rid = result["run_id"]
+            rid_json = b'"%s"' % rid.encode() if _PLAIN.match(rid) else _dumps(rid)
             payload = b'{"run_id":%s,"status":"completed","output":%s,"error":null}' % (
-                _dumps(result["run_id"]), output_json.encode())
+                rid_json, output_json.encode())
         else:
             out = {"run_id": result["run_id"], "status": result["status"],
                    "output": result.get("output"), "error": result.get("error")}
