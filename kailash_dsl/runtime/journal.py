@@ -260,6 +260,23 @@ def run_row(rec: RunRecord, update: dict | None = None, now: float = 0.0) -> tup
             g("wake_at"), rec.created_at, now)
 
 
+INSERT_STEP = "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)"
+INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?)"
+#: the columns of `runs` a commit may update (with updated_at)
+RUN_UPDATE_COLUMNS = ("status", "output", "error", "owner", "wake_at")
+
+
+def step_row(run_id: str, s: StepRecord) -> tuple:
+    return (run_id, s.key, 1 if s.ok else 0, s.value, s.attempts, s.started_at,
+            s.finished_at)
+
+
+def update_run_sql(columns) -> str:
+    """The UPDATE of ``columns`` (and updated_at) of one run; values, then time, then id."""
+    return "UPDATE runs SET " + ", ".join(f"{k}=?" for k in columns) + \
+        ", updated_at=? WHERE run_id=?"
+
+
 class SqliteJournal:
     """The default store: one SQLite file in WAL mode, synchronous=NORMAL.
 
@@ -390,20 +407,16 @@ class SqliteJournal:
     async def commit(self, run_id: str, steps: list[StepRecord], events: list[tuple],
                      run_update: dict | None = None) -> None:
         """One group commit: step outcomes, events and the run's new state together."""
-        step_rows = [(run_id, s.key, 1 if s.ok else 0, s.value, s.attempts, s.started_at,
-                      s.finished_at) for s in steps]
+        step_rows = [step_row(run_id, s) for s in steps]
         event_rows = [(run_id, *e) for e in events]
 
         def work(con):
             if step_rows:
-                con.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
-                                step_rows)
+                con.executemany(INSERT_STEP, step_rows)
             if event_rows:
-                con.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?)",
-                                event_rows)
+                con.executemany(INSERT_EVENT, event_rows)
             if run_update:
-                cols = ", ".join(f"{k}=?" for k in run_update)
-                con.execute(f"UPDATE runs SET {cols}, updated_at=? WHERE run_id=?",
+                con.execute(update_run_sql(run_update),
                             (*run_update.values(), time.time(), run_id))
             con.commit()
         await self._run(work)
@@ -442,14 +455,39 @@ class SqliteJournal:
                              step: StepRecord, events: list[tuple]) -> None:
         def work(con):
             con.execute("UPDATE signals SET consumed_by=? WHERE id=?", (key, signal_id))
-            con.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
-                        (run_id, step.key, 1, step.value, 1, step.started_at,
-                         step.finished_at))
+            con.execute(INSERT_STEP, step_row(run_id, step))
             if events:
-                con.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?)",
-                                [(run_id, *e) for e in events])
+                con.executemany(INSERT_EVENT, [(run_id, *e) for e in events])
             con.commit()
         await self._run(work)
+
+
+    # -- queries for a scheduler (kflow serve) --------------------------------------
+    async def candidates(self, files: list[str]) -> list[tuple]:
+        """Runs of ``files`` that are running or waiting, with their newest unconsumed
+        signal id: (run_id, status, owner, wake_at, cancel_requested, max_signal)."""
+        if not files:
+            return []
+        marks = ",".join("?" * len(files))
+
+        def work(con):
+            return con.execute(
+                "SELECT r.run_id, r.status, r.owner, r.wake_at, r.cancel_requested, "
+                "(SELECT MAX(s.id) FROM signals s WHERE s.run_id = r.run_id AND "
+                "s.consumed_by IS NULL) FROM runs r WHERE r.status IN ('running', 'waiting') "
+                f"AND r.source_path IN ({marks})", files).fetchall()
+        return await self._run(work)
+
+    async def pending_signals(self, run_id: str) -> int:
+        def work(con):
+            return con.execute("SELECT COUNT(*) FROM signals WHERE run_id=? AND consumed_by "
+                               "IS NULL", (run_id,)).fetchone()[0]
+        return await self._run(work)
+
+    async def count_by_status(self) -> dict[str, int]:
+        def work(con):
+            return con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
+        return dict(await self._run(work))
 
 
 def default_db_path() -> Path:

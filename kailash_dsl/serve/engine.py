@@ -30,7 +30,10 @@ from typing import Any
 
 from ..runtime import api
 from ..runtime.journal import (
+    INSERT_EVENT,
     INSERT_RUN,
+    INSERT_STEP,
+    RUN_UPDATE_COLUMNS,
     JournalError,
     RunRecord,
     SqliteJournal,
@@ -39,6 +42,8 @@ from ..runtime.journal import (
     owner_alive,
     owner_id,
     run_row,
+    step_row,
+    update_run_sql,
 )
 from ..runtime.vm import Run
 from .metrics import Metrics
@@ -67,11 +72,6 @@ class RunConflict(Exception):
 # ----------------------------------------------------------------------------- journal
 
 
-_INSERT_STEPS = "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)"
-_INSERT_EVENTS = "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?)"
-_RUN_COLS = ("status", "output", "error", "owner", "wake_at")
-
-
 def _rows(items: list, now: float):
     """The batch as grouped rows: run inserts, steps, events, and updates by statement.
 
@@ -93,19 +93,18 @@ def _rows(items: list, now: float):
             update = it[4]
             runs.append(run_row(rec, update, now))
             if update:  # columns the insert does not hold, if any
-                update = {k: v for k, v in update.items() if k not in _RUN_COLS} or None
+                update = {k: v for k, v in update.items()
+                          if k not in RUN_UPDATE_COLUMNS} or None
         else:
             run_id = it[1]
             update = it[4]
         for st in it[2]:
-            steps.append((run_id, st.key, 1 if st.ok else 0, st.value, st.attempts,
-                          st.started_at, st.finished_at))
+            steps.append(step_row(run_id, st))
         for e in it[3]:
             events.append((run_id, *e))
         if update:
-            sql = "UPDATE runs SET " + ", ".join(f"{k}=?" for k in update) + \
-                  ", updated_at=? WHERE run_id=?"
-            updates.setdefault(sql, []).append((*update.values(), now, run_id))
+            updates.setdefault(update_run_sql(update), []).append(
+                (*update.values(), now, run_id))
     return runs, steps, events, updates
 
 
@@ -114,9 +113,9 @@ def _write(con: sqlite3.Connection, items: list) -> None:
     if runs:
         con.executemany(INSERT_RUN, runs)
     if steps:
-        con.executemany(_INSERT_STEPS, steps)
+        con.executemany(INSERT_STEP, steps)
     if events:
-        con.executemany(_INSERT_EVENTS, events)
+        con.executemany(INSERT_EVENT, events)
     for sql, rows in updates.items():
         con.executemany(sql, rows)
 
@@ -340,38 +339,6 @@ class ServerJournal(SqliteJournal):
     async def consume_signal(self, run_id, signal_id, key, step, events) -> None:
         await super().consume_signal(run_id, signal_id, key, step, events)
         self._notify((run_id,))
-
-    # -- queries the runtime journal does not have ---------------------------------
-    async def candidates(self, files: list[str]) -> list[tuple]:
-        """Runs of ``files`` that are running or waiting, with their newest unconsumed
-        signal id: (run_id, status, owner, wake_at, cancel_requested, max_signal)."""
-        if not files:
-            return []
-        marks = ",".join("?" * len(files))
-
-        def work(con):
-            return con.execute(
-                "SELECT r.run_id, r.status, r.owner, r.wake_at, r.cancel_requested, "
-                "(SELECT MAX(s.id) FROM signals s WHERE s.run_id = r.run_id AND "
-                "s.consumed_by IS NULL) FROM runs r WHERE r.status IN ('running', 'waiting') "
-                f"AND r.source_path IN ({marks})", files).fetchall()
-        return await self._run(work)
-
-    async def pending_signals(self, run_id: str) -> int:
-        def work(con):
-            return con.execute("SELECT COUNT(*) FROM signals WHERE run_id=? AND consumed_by "
-                               "IS NULL", (run_id,)).fetchone()[0]
-        return await self._run(work)
-
-    async def count_by_status(self) -> dict[str, int]:
-        def work(con):
-            return con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
-        return dict(await self._run(work))
-
-
-def _ignore_result(fut: asyncio.Future) -> None:
-    if not fut.cancelled():
-        fut.exception()
 
 
 # ------------------------------------------------------------------------------ engine
