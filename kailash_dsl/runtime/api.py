@@ -126,14 +126,15 @@ def fast_input(wf: B.RuntimeWorkflow, data: Any) -> dict | None:
     return out
 
 
-def validate_input(wf: B.RuntimeWorkflow, data: Any) -> dict:
-    """JSON input → runtime values; a clear error naming the field otherwise."""
-    fast = fast_input(wf, data)
-    if fast is not None:
-        return fast
+def input_problems(wf: B.RuntimeWorkflow, data: Any) -> tuple[dict, list[dict]]:
+    """JSON input → (runtime values, every problem as ``{field, expected, found,
+    message}``): the rules `kflow run` and the server share, in the order they report."""
     if not isinstance(data, dict):
-        raise CannotStart(f"the input must be a JSON object with the parameters of "
-                          f"`{wf.name}`, found {T.describe_value(data)}")
+        found = T.describe_value(data)
+        msg = (f"the input must be a JSON object with the parameters of `{wf.name}`, "
+               f"found {found}")
+        return {}, [{"field": "", "expected": "object", "found": found, "message": msg}]
+    errors: list[dict] = []
     known = {p.name for p in wf.params}
     for k in data:
         if k not in known:
@@ -142,22 +143,37 @@ def validate_input(wf: B.RuntimeWorkflow, data: Any) -> dict:
             hint = did_you_mean(k, known)
             extra = f"; did you mean `{hint}`?" if hint else ""
             takes = ", ".join(f"{p.name}: {p.type.show()}" for p in wf.params) or "nothing"
-            raise CannotStart(f"input field `{k}` is not a parameter of `{wf.name}`{extra} "
-                              f"(it takes {takes})")
-    out = {}
+            errors.append({"field": k, "expected": "no such field", "found": "a value",
+                           "message": f"input field `{k}` is not a parameter of "
+                                      f"`{wf.name}`{extra} (it takes {takes})"})
+    out: dict[str, Any] = {}
     for p in wf.params:
         if p.name in data:
             try:
                 out[p.name] = T.check_value(p.type, data[p.name], p.name, from_json=True)
             except T.ValueMismatch as exc:
-                raise CannotStart(f"input field {exc}") from None
+                errors.append({"field": exc.path or p.name, "expected": exc.expected.show(),
+                               "found": T.describe_value(exc.found),
+                               "message": f"input field {exc}"})
         elif p.default is not None:
             out[p.name] = p.default.fn()([None], R)
         elif T.is_optional(p.type):
             out[p.name] = None
         else:
-            raise CannotStart(f"input field `{p.name}` is missing: `{wf.name}` needs "
-                              f"`{p.name}: {p.type.show()}`")
+            errors.append({"field": p.name, "expected": p.type.show(), "found": "nothing",
+                           "message": f"input field `{p.name}` is missing: `{wf.name}` "
+                                      f"needs `{p.name}: {p.type.show()}`"})
+    return out, errors
+
+
+def validate_input(wf: B.RuntimeWorkflow, data: Any) -> dict:
+    """JSON input → runtime values; a clear error naming the (first bad) field otherwise."""
+    fast = fast_input(wf, data)
+    if fast is not None:
+        return fast
+    out, errors = input_problems(wf, data)
+    if errors:
+        raise CannotStart(errors[0]["message"])
     return out
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import types as T
-from ..runtime.api import fast_input
+from ..runtime.api import fast_input, input_problems
 from . import StartupError
 
 #: paths the server itself answers; a workflow route may not take them
@@ -305,49 +305,13 @@ def coerce_text(t, raw: str) -> Any:
 def check_input(wf, data: Any) -> dict:
     """JSON input → runtime values, or :class:`InputError` naming every bad field.
 
-    The same rules (and messages) as :func:`kailash_dsl.runtime.api.validate_input`, with
-    each problem also given as ``{field, expected, found, message}``.
+    The rules and messages of `kflow run` (:func:`kailash_dsl.runtime.api.input_problems`),
+    with each problem also given as ``{field, expected, found, message}``.
     """
     fast = fast_input(wf, data)
     if fast is not None:
         return fast
-    if not isinstance(data, dict):
-        found = T.describe_value(data)
-        msg = (f"the input must be a JSON object with the parameters of `{wf.name}`, "
-               f"found {found}")
-        raise InputError(msg, [{"field": "", "expected": "object", "found": found,
-                                "message": msg}])
-    errors: list[dict] = []
-    known = {p.name for p in wf.params}
-    for k in data:
-        if k not in known:
-            from ..diagnostics import did_you_mean
-
-            hint = did_you_mean(k, known)
-            extra = f"; did you mean `{hint}`?" if hint else ""
-            takes = ", ".join(f"{p.name}: {p.type.show()}" for p in wf.params) or "nothing"
-            errors.append({"field": k, "expected": "no such field", "found": "a value",
-                           "message": f"input field `{k}` is not a parameter of "
-                                      f"`{wf.name}`{extra} (it takes {takes})"})
-    out: dict[str, Any] = {}
-    for p in wf.params:
-        if p.name in data:
-            try:
-                out[p.name] = T.check_value(p.type, data[p.name], p.name, from_json=True)
-            except T.ValueMismatch as exc:
-                errors.append({"field": exc.path or p.name, "expected": exc.expected.show(),
-                               "found": T.describe_value(exc.found),
-                               "message": f"input field {exc}"})
-        elif p.default is not None:
-            from ..runtime import values as R
-
-            out[p.name] = p.default.fn()([None], R)
-        elif T.is_optional(p.type):
-            out[p.name] = None
-        else:
-            errors.append({"field": p.name, "expected": p.type.show(), "found": "nothing",
-                           "message": f"input field `{p.name}` is missing: `{wf.name}` "
-                                      f"needs `{p.name}: {p.type.show()}`"})
+    out, errors = input_problems(wf, data)
     if errors:
         raise InputError(errors[0]["message"], errors)
     return out
