@@ -520,6 +520,31 @@ def test_imported_file_change_rechecks(ws) -> None:
     ws.close_doc(uri)
 
 
+def test_unsaved_change_to_an_open_import_is_seen(ws) -> None:
+    """An imported file open in the editor is read from its buffer, not from disk: its
+    importers are checked against what the user sees, before any save."""
+    lib = ws.root / "lib3.kflow"
+    lib.write_text("workflow Half(n: int) -> int {\n  return n / 2\n}\n", encoding="utf-8")
+    user_text = 'import "./lib3.kflow" as l\n\nworkflow U() -> int {\n  return l.Half(n: 4)\n}\n'
+    user = ws.open(ws.root / "user3.kflow", user_text)
+    assert not ws.wait_diagnostics(user, 1).diagnostics
+    lib_uri = ws.open(lib)
+    ws.wait_diagnostics(lib_uri, 1)
+    count = len(ws.diagnostics[user])
+    ws.change(lib_uri, "workflow Half(m: int) -> int {\n  return m / 2\n}\n")  # not saved
+    deadline = time.monotonic() + 20
+    while len(ws.diagnostics[user]) == count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    latest = ws.diagnostics[user][-1].diagnostics
+    assert {d.code for d in latest} & {"E0202", "E0203"}, latest
+    ws.close_doc(lib_uri)  # the file on disk stands for it again
+    deadline = time.monotonic() + 20
+    while ws.diagnostics[user][-1].diagnostics and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not ws.diagnostics[user][-1].diagnostics
+    ws.close_doc(user)
+
+
 def test_lsp_command_is_listed(kflow_proc) -> None:
     r = kflow_proc("lsp", "--help")
     assert r.exit_code == 0 and "language server" in r.stdout

@@ -126,9 +126,11 @@ def load_program(path) -> Program:
     return checker.program_for(entries[0])
 
 
-def check_source(text: str, path: str = "<string>.kflow") -> Program:
+def check_source(text: str, path: str = "<string>.kflow",
+                 overlay: dict[str, str] | None = None) -> Program:
     """Check source text as if it were the file ``path`` (its imports resolve next to
-    ``path``)."""
+    ``path``). ``overlay`` maps absolute paths to texts that stand for those files (an
+    editor's unsaved buffers)."""
     from .checker import check_source as _check_source
 
-    return _check_source(text, path)
+    return _check_source(text, path, overlay)

@@ -20,6 +20,7 @@ checked (``wf``) and the Program's side tables.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -581,9 +582,11 @@ def check_files(paths: list[str]) -> tuple[Checker, list[ModuleInfo]]:
     return checker, entries
 
 
-def check_source(text: str, path: str = "<string>.kflow") -> Program:
-    """Check source text as if it were the file ``path`` (imports resolve next to it)."""
-    loader = Loader()
+def check_source(text: str, path: str = "<string>.kflow",
+                 overlay: Mapping[str, str] | None = None) -> Program:
+    """Check source text as if it were the file ``path`` (imports resolve next to it).
+    ``overlay`` maps absolute paths to texts read instead of those files."""
+    loader = Loader(overlay)
     entry = loader.load_source(text, path)
     checker = Checker(loader)
     checker.check_modules(list(loader.modules.values()))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,10 @@ def std_modules() -> list[str]:
 class Loader:
     """Loads modules and their imports; one instance per check session."""
 
-    def __init__(self) -> None:
+    def __init__(self, overlay: Mapping[str, str] | None = None) -> None:
+        #: absolute path -> text that stands for the file on disk (an editor's unsaved
+        #: buffers, so a change in one open file is seen by the files importing it)
+        self.overlay = overlay or {}
         self.modules: dict[str, ModuleInfo] = {}  # by absolute path
         #: problems found while loading, by module path (syntax errors, unknown imports)
         self.diagnostics: dict[str, list[Diagnostic]] = {}
@@ -200,7 +204,13 @@ class Loader:
         disp = display_path(abs_path)
         diags: list[Diagnostic] = []
         try:
-            ast, parse_diags = parse_cached(abs_path)
+            text = self.overlay.get(abs_path)
+            if text is not None:
+                from ..grammar.parser import parse
+
+                ast, parse_diags = parse(text, disp)
+            else:
+                ast, parse_diags = parse_cached(abs_path)
             diags.extend(parse_diags)
         except OSError as exc:
             ast = None
@@ -249,8 +259,9 @@ class Loader:
             candidate = here / (imp.target.replace(".", "/") + ".kflow")
             tries = [candidate]
         for c in tries:
-            if c.is_file():
-                return self._load(os.path.abspath(os.path.normpath(str(c))), None)
+            found = os.path.abspath(os.path.normpath(str(c)))
+            if found in self.overlay or c.is_file():
+                return self._load(found, None)
         shown = display_path(os.path.abspath(os.path.normpath(str(tries[0]))))
         what = f'"{imp.target}"' if imp.is_file else f"`{imp.target}`"
         help = None

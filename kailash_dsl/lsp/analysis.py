@@ -122,10 +122,13 @@ SOURCES = SourceCache()
 class Analysis:
     """Parse + check of one document version, and the index of its names."""
 
-    def __init__(self, text: str, path: str, version: int | None = None):
+    def __init__(self, text: str, path: str, version: int | None = None,
+                 overlay: dict[str, str] | None = None):
         self.text = text
         self.path = path
         self.version = version
+        #: the other open documents' texts, read instead of their files on disk
+        self.overlay = overlay or {}
         self.lines = text.split("\n")
         self.program = None
         self.module: A.Module | None = None
@@ -139,7 +142,7 @@ class Analysis:
         try:
             from ..compiler.api import check_source
 
-            self.program = check_source(self.text, self.path)
+            self.program = check_source(self.text, self.path, self.overlay)
         except Exception as exc:  # a checker bug must not take the editor down
             self.error = f"{type(exc).__name__}: {exc}"
             from ..grammar.parser import parse
@@ -153,6 +156,14 @@ class Analysis:
         self.diagnostics = [d for d in self.program.diagnostics if d.span.file == self.path]
         if self.module is not None:
             self._index()
+
+    def sees_same(self, overlay: dict[str, str]) -> bool:
+        """Would ``overlay`` give this analysis the same imported texts? (A document
+        opened or closed may be an import that did not resolve, or now reads from disk.)"""
+        if self.program is None or overlay.keys() != self.overlay.keys():
+            return overlay == self.overlay
+        return all(overlay.get(p) == self.overlay.get(p)
+                   for p in self.program.modules if p != self.path)
 
     @property
     def ok(self) -> bool:

@@ -58,6 +58,8 @@ class KflowServer(LanguageServer):
         super().__init__("kflow", __version__,
                          text_document_sync_kind=T.TextDocumentSyncKind.Incremental)
         self.analyses: dict[str, Analysis] = {}
+        #: the analysis whose diagnostics each document shows
+        self.published: dict[str, Analysis] = {}
         self.good: dict[str, Analysis] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.debounce = float(os.environ.get("KFLOW_LSP_DEBOUNCE", "0.3"))
@@ -77,12 +79,17 @@ class KflowServer(LanguageServer):
 
     def analysis(self, uri: str) -> Analysis:
         doc = self.workspace.get_text_document(uri)
+        # the other open documents stand for their files: an unsaved change to an imported
+        # file is seen by the files importing it
+        overlay = {self.path_of(u): d.source for u, d in self.workspace.text_documents.items()
+                   if u != uri}
         cached = self.analyses.get(uri)
-        if cached is not None and cached.version == doc.version and cached.text == doc.source:
+        if cached is not None and cached.version == doc.version and \
+                cached.text == doc.source and cached.sees_same(overlay):
             return cached
         path = self.path_of(uri)
         SOURCES.overrides[path] = doc.source
-        a = Analysis(doc.source, path, doc.version)
+        a = Analysis(doc.source, path, doc.version, overlay)
         self.analysis_count += 1
         if a.error:
             log.error("checking %s failed: %s", path, a.error)
@@ -96,6 +103,9 @@ class KflowServer(LanguageServer):
         if uri not in self.workspace.text_documents:
             return
         a = self.analysis(uri)
+        if self.published.get(uri) is a:
+            return  # nothing it reads changed
+        self.published[uri] = a
         diags = [self.to_diagnostic(a, d) for d in a.diagnostics]
         self.text_document_publish_diagnostics(
             T.PublishDiagnosticsParams(uri=uri, diagnostics=diags, version=a.version))
@@ -113,6 +123,7 @@ class KflowServer(LanguageServer):
             old.cancel()
         a = self.analyses.pop(uri, None)
         self.good.pop(uri, None)
+        self.published.pop(uri, None)
         if a is not None:
             SOURCES.overrides.pop(a.path, None)
 
@@ -181,11 +192,21 @@ def _at(ls: KflowServer, params) -> tuple[Analysis, int, int]:
 @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: KflowServer, params: T.DidOpenTextDocumentParams) -> None:
     ls.publish(params.text_document.uri)
+    _schedule_others(ls, params.text_document.uri)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: KflowServer, params: T.DidChangeTextDocumentParams) -> None:
     ls.schedule(params.text_document.uri)
+    _schedule_others(ls, params.text_document.uri)
+
+
+def _schedule_others(ls: KflowServer, uri: str) -> None:
+    """Other open documents may import ``uri``: check them again (debounced; one whose
+    imports read the same texts keeps its analysis and publishes nothing new)."""
+    for other in list(ls.workspace.text_documents):
+        if other != uri:
+            ls.schedule(other)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
@@ -198,6 +219,7 @@ def did_close(ls: KflowServer, params: T.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.forget(uri)
     ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+    _schedule_others(ls, uri)  # its file on disk stands for it again
 
 
 @server.feature(T.WORKSPACE_DID_CHANGE_WATCHED_FILES)
