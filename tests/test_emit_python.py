@@ -256,6 +256,47 @@ def test_saga_compensates_in_reverse(features_module, tmp_path):
         "book:a:a", "book:b:b", "book:broken:c", "cancel:bk-b", "cancel:bk-a"]
 
 
+BREAKER = """\
+@impl("breaker_nodes:always_down")
+@effect(read)
+@retry(attempts: 1)
+@circuit_breaker(failures: 2, reset: 1h)
+node Down(i: int) -> int
+
+## Five calls to a service that is down: two real failures, then the circuit is open.
+workflow Probe() -> list[str] {
+  let kinds = for i in range(5) {
+    try {
+      let v = Down(i: i)
+      yield "ok"
+    } catch as e {
+      yield e.kind
+    }
+  }
+  return kinds
+}
+"""
+
+
+def test_circuit_breaker_is_enforced_like_kflow_run(tmp_path):
+    (tmp_path / "breaker.kflow").write_text(BREAKER, encoding="utf-8")
+    (tmp_path / "breaker_nodes.py").write_text(
+        "import os\n\ndef always_down(i):\n"
+        "    with open(os.environ['CALLS'], 'a') as f:\n        f.write(f'{i}\\n')\n"
+        "    raise ConnectionError('service down')\n", encoding="utf-8")
+    module = _eject(tmp_path / "breaker.kflow", tmp_path / "breaker_eject.py")
+    calls = tmp_path / "calls.log"
+    ejected = _run_eject(module, [], _env(paths=[tmp_path], CALLS=calls), tmp_path)
+    assert ejected["output"] == ["StepFailed", "StepFailed", "CircuitOpen", "CircuitOpen",
+                                 "CircuitOpen"]
+    assert calls.read_text().split() == ["0", "1"]  # an open circuit does not call
+    if not _kflow_available():
+        pytest.skip("`kflow run` is not available to compare with")
+    durable = _run_kflow(tmp_path / "breaker.kflow", [],
+                         _env(paths=[tmp_path], CALLS=tmp_path / "calls2.log"), tmp_path)
+    assert durable["output"] == ejected["output"]
+
+
 def test_input_is_validated(features_module, tmp_path):
     proc = subprocess.run([sys.executable, str(features_module), "--workflow", "Double",
                            "--input", '{"n": "x"}'], env=_env(paths=[FIXTURES]),

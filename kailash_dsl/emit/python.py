@@ -405,6 +405,9 @@ class ModuleGen:
             args.append(f"compensate=({comp}, {params})")
         if n.bulkhead:
             args.append(f"bulkhead={n.bulkhead}")
+        if n.circuit_breaker:
+            failures, reset_ms = n.circuit_breaker
+            args.append(f"circuit_breaker=({failures}, {_num(reset_ms)})")
         lines = []
         sig = ", ".join(f"{p.name}: {p.type.show()}" for p in n.params)
         lines.append(f"#: {n.qualname}({sig}) -> {n.result.show()}")

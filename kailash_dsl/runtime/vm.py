@@ -119,7 +119,7 @@ class TxState:
 
 class Frame:
     __slots__ = ("run", "wf", "slots", "prefix", "scope", "group", "tx", "yields",
-                 "ancestors", "order", "counter")
+                 "yield_scope", "ancestors", "order", "counter")
 
     def __init__(self, run: "Run", wf: B.RuntimeWorkflow, slots: list, prefix: str,
                  scope: Scope, group: Any = None, tx: TxState | None = None,
@@ -127,6 +127,8 @@ class Frame:
         self.run, self.wf, self.slots, self.prefix = run, wf, slots, prefix
         self.scope, self.group, self.tx = scope, group, tx
         self.yields: list | None = None
+        #: the loop iteration's scope that ``yields`` belongs to
+        self.yield_scope: Scope | None = None
         #: the workflow-call tasks this frame runs inside: never wait for those
         self.ancestors = ancestors
         #: program-order position of this frame's steps: a step's position is
@@ -146,6 +148,7 @@ class Frame:
         if not copy:
             slots[0] = self  # keep slot 0 pointing at the owner of the shared slots
             f.yields = self.yields  # a `yield` inside try/parallel/transaction counts
+            f.yield_scope = self.yield_scope
         return f
 
 
@@ -357,6 +360,10 @@ class Run:
             elif op is _YIELD:
                 ec = ins.arg
                 await self.resolve(frame, ec.reads)
+                # as if in textual order: a step of this iteration started before the
+                # `yield` that fails means the yield never happened (a `catch` around it
+                # must not see both)
+                await self.barrier(frame, upto=frame.yield_scope)
                 if frame.yields is not None:
                     frame.yields.append(self.eval(ec, slots, ins, frame))
             elif op is _PARALLEL:
@@ -466,16 +473,18 @@ class Run:
         if scope.failed is not None:
             raise scope.failed
 
-    async def barrier(self, frame: Frame, effects_only: bool = False) -> None:
+    async def barrier(self, frame: Frame, effects_only: bool = False,
+                      upto: Scope | None = None) -> None:
         """Wait for every step this workflow invocation has in flight — or, around
-        control flow, only for those with effects (§6: effects never cross it)."""
+        control flow, only for those with effects (§6: effects never cross it); with
+        ``upto``, only for those of the scopes from the frame's up to that one."""
         while True:
             live = []
             s: Scope | None = frame.scope
             while s is not None:
                 tasks = s.effect_tasks if effects_only else s.tasks
                 live.extend(t for t in tasks if not t.done())
-                s = s.parent
+                s = None if s is upto else s.parent
             if not live:
                 break
             await asyncio.wait(live)
@@ -487,7 +496,7 @@ class Run:
             for t in (s.effect_tasks if effects_only else s.tasks):
                 if t.done() and not t.cancelled() and isinstance(t.exception(), Park):
                     raise t.exception()  # a sub-workflow parked on a wait or sleep
-            s = s.parent
+            s = None if s is upto else s.parent
 
     # -- steps ---------------------------------------------------------------------
     def start_step(self, frame: Frame, spec: B.StepSpec) -> None:
@@ -781,6 +790,7 @@ class Run:
                               prefix=f"{frame.prefix}{spec.key}[{i}].")
             sub.slots[spec.var_slot] = item
             sub.yields = results[i]
+            sub.yield_scope = sub.scope
             sub.order, sub.counter = loop_pos + (i,), [0]
             try:
                 await self.exec_code(spec.body, sub)
