@@ -12,6 +12,8 @@ Step calls never appear here: the code generator hoists them into their own slot
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -96,7 +98,7 @@ class ExprCompiler:
         return m(e)
 
     def e_Literal(self, e: A.Literal) -> str:
-        return repr(e.value)
+        return _const(e.value)
 
     def e_Interpolated(self, e: A.Interpolated) -> str:
         parts = []
@@ -104,8 +106,13 @@ class ExprCompiler:
             if isinstance(p, str):
                 parts.append(repr(p))
             else:
-                parts.append(f"R.text({self.expr(p)})")
+                parts.append(f"{self._text_fn(p)}({self.expr(p)})")
         return "(" + " + ".join(parts) + ")" if parts else "''"
+
+    def _text_fn(self, e: A.Expr) -> str:
+        t = self.program.types.get(e)
+        return "R.dur_text" if t is not None and T.strip_optional(t) == T.DURATION \
+            else "R.text"
 
     def e_Name(self, e: A.Name) -> str:
         if e.id in self.locals:
@@ -120,7 +127,7 @@ class ExprCompiler:
             return self._slot(self.slot_of(ref.target))
         if ref.kind == "const":
             target: ConstInfo = ref.target
-            return repr(target.value)
+            return _const(target.value)
         if ref.kind == "enum_member":
             return repr(ref.target[1])
         raise NotImplementedError(f"`{ref.kind}` is not a value at {e.span}")
@@ -158,6 +165,9 @@ class ExprCompiler:
         if op == "in":
             return f"R.contains({right}, {left})"
         if op == "/":
+            if self.program.types.get(e) == T.DURATION:
+                # a duration is whole milliseconds: `1h / 3` rounds down, like `//`
+                return f"R.floordiv({left}, {right})"
             return f"R.div({left}, {right})"
         if op == "//":
             return f"R.floordiv({left}, {right})"
@@ -216,4 +226,18 @@ class ExprCompiler:
         if name in NONDETERMINISTIC:
             self.nondet += 1
             return f"R.nondet(S[0], {self.site!r}, {self.nondet}, {name!r}, [{', '.join(args)}])"
+        if name == "str" and len(e.args) == 1 and self._text_fn(e.args[0].value) != "R.text":
+            return f"R.dur_text({args[0]})"
         return f"R.b_{name}({', '.join(args)})"
+
+
+def _const(v: Any) -> str:
+    """A constant as Python source: ``repr`` but for non-finite floats (``1e400`` folds
+    to infinity, whose repr ``inf`` is not a Python expression)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"float({str(v)!r})"
+    if isinstance(v, list):
+        return "[" + ", ".join(_const(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k!r}: {_const(x)}" for k, x in v.items()) + "}"
+    return repr(v)

@@ -579,13 +579,18 @@ class ExprGen:
                     continue
                 code, prec = self.expr(p)
                 t = self.program.types.get(p)
+                if t is not None and T.strip_optional(t) == T.DURATION:
+                    fields.append((code, prec, "duration"))
+                    continue
                 fields.append((code, prec, t == T.STR or isinstance(t, T.EnumT)
                                or t == T.INT))
         finally:
             self.q = outer
 
-        def field_code(f: tuple[str, int, bool], need: int) -> str:
+        def field_code(f: tuple[str, int, bool | str], need: int) -> str:
             code, prec, is_str = f
+            if is_str == "duration":
+                return f"duration_text({code})"
             if not is_str:
                 return f"text({code})"
             return f"({code})" if prec < need else code
@@ -685,6 +690,8 @@ class ExprGen:
         if prec == P_CMP:
             return (f"{self.code(e.left, P_CMP + 1)} {op} {self.code(e.right, P_CMP + 1)}",
                     P_CMP)
+        if op == "/" and self.program.types.get(e) == T.DURATION:
+            op = "//"  # durations are whole milliseconds, as under `kflow run`
         return f"{self.code(e.left, prec)} {op} {self.code(e.right, prec + 1)}", prec
 
     def e_IfExpr(self, e: A.IfExpr) -> tuple[str, int]:
@@ -779,6 +786,8 @@ class ExprGen:
         if name == "str":
             if ty[0] == T.STR or isinstance(ty[0], T.EnumT):
                 return self.expr(args[0])
+            if ty[0] is not None and T.strip_optional(ty[0]) == T.DURATION:
+                return f"duration_text({c(0)})", P_POSTFIX
             return f"text({c(0)})", P_POSTFIX
         if name in ("sorted", "len") and self._builtin_call(args[0]) == "keys":
             return f"{name}({self.code(args[0].args[0].value)})", P_POSTFIX

@@ -234,7 +234,8 @@ async def start(path: str, workflow: str | None, input_data: Any, *, run_id: str
 
 
 _INDEX = re.compile(r"\[\d+\]")
-_SUFFIX = re.compile(r"(\.compensate|\.else|\.commit|\.abort|\.decision|\.begin|:deadline|"
+_SUFFIX = re.compile(r"(\.compensate|\.else|\.commit|\.abort|\.decision|\.begin|\.intent|"
+                     r":deadline|"
                      r":\w+#\d+)$")
 
 
@@ -380,8 +381,15 @@ async def _execute(run: Run, values: dict, watch_cancel: bool = True) -> Outcome
         await run.flush({"status": "failed", "error": json.dumps(err), "owner": None})
         return Outcome({"run_id": rid, "status": "failed", "output": None, "error": err}, run)
     output = run.redact(output)
+    try:
+        output_json = encode_json(output, strict=True)
+    except ValueError:
+        err = {"kind": "TypeError", "message": "the workflow's result holds a float that is "
+               "not finite (infinity or NaN), which JSON cannot represent", "step": ""}
+        await run.flush({"status": "failed", "error": json.dumps(err), "owner": None})
+        return Outcome({"run_id": rid, "status": "failed", "output": None, "error": err}, run)
     run.event("completed", None, None)
-    run.output_json = encode_json(output)
+    run.output_json = output_json
     await run.flush({"status": "completed", "output": run.output_json, "owner": None,
                      "wake_at": None})
     return Outcome({"run_id": rid, "status": "completed", "output": output, "error": None},

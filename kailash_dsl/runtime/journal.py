@@ -237,9 +237,13 @@ if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
     sqlite3.register_adapter(type(None), {}.get)
 
 
-def encode_json(v: Any) -> str:
-    """The journal's JSON text of a value: compact, non-ASCII kept as is."""
-    return _ENCODER.encode(v)
+_STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_json(v: Any, strict: bool = False) -> str:
+    """The journal's JSON text of a value: compact, non-ASCII kept as is. ``strict``
+    raises ValueError for infinities and NaN (valid for Python's json, not for JSON)."""
+    return (_STRICT if strict else _ENCODER).encode(v)
 
 
 INSERT_RUN = ("INSERT INTO runs (run_id, workflow, program_hash, source_path, input, "

@@ -128,6 +128,15 @@ def b_len(x: Any) -> int:
     return len(x)
 
 
+def dur_text(v: Any) -> str:
+    """A duration inside `"${...}"` and `str(x)`: its literal (`"90s"`), as in JSON."""
+    if v is None:
+        return "null"
+    from ..durations import format_duration
+
+    return format_duration(v)
+
+
 def b_str(x: Any) -> str:
     return text(x)
 

@@ -670,11 +670,17 @@ class Run:
             err = KflowError(value.get("kind", "StepFailed"), value.get("message", ""),
                              value.get("step", key))
             raise err
+        if two_pc and tx is not None and tx.pattern == "2pc":
+            method = "prepare"
+            # journaled before the prepare runs: after a crash, recovery aborts every
+            # participant that may hold a change, also those of loops and try blocks
+            # whose keys cannot be known without running the block
+            intent = f"{key}.intent"
+            if intent not in self.recorded:
+                self.record(intent, True, {"tx": tx.key, "node": node.qualname})
         if node.effect == "write" or two_pc:
             if self.pending or self.pending_events:
                 await self.flush()
-        if two_pc and tx is not None and tx.pattern == "2pc":
-            method = "prepare"
         policy = N.retry_policy(node, retry_override)
         timeout_ms = timeout_override if timeout_override is not None else node.timeout_ms
         breaker = N.breaker_for(node)
@@ -906,9 +912,13 @@ class Run:
             raise KflowError("TransactionAborted", "the process stopped before this 2pc "
                              "transaction recorded its decision; every participant was "
                              "aborted", tx.key)
+        returned: _Return | None = None
         try:
             await self.exec_code(tx.spec.body, sub)
             await self.end_scope(sub.scope)
+        except _Return as r:  # `return` inside the block: it ends, then commits
+            await self._settle(sub.scope)
+            returned = r
         except KflowError as exc:
             await self._settle(sub.scope)
             if decision is None or decision[1] != "commit":
@@ -916,6 +926,11 @@ class Run:
                 self.record(decision_key, True, "abort")
                 raise exc
             raise
+        await self._decide_2pc(tx, decision, decision_key)
+        if returned is not None:
+            raise returned
+
+    async def _decide_2pc(self, tx: TxState, decision, decision_key: str) -> None:
         if decision is None:
             self.record(decision_key, True, "commit")
             await self.flush()  # the decision is durable before any commit
@@ -938,6 +953,14 @@ class Run:
                 key = sub.prefix + spec.key
                 node = self.prog.nodes.get(spec.target)
                 if node is not None and node.transactional:
+                    tx.prepared.append((key, node))
+        known = {k for k, _ in tx.prepared}
+        for k, (ok, v) in list(self.recorded.items()):
+            if k.endswith(".intent") and isinstance(v, dict) and v.get("tx") == tx.key:
+                key = k[:-len(".intent")]
+                node = self.prog.nodes.get(v.get("node", ""))
+                if node is not None and key not in known:
+                    known.add(key)
                     tx.prepared.append((key, node))
 
     async def abort_all(self, tx: TxState) -> None:
