@@ -109,6 +109,9 @@ def _fast_check_args(args: list[str]) -> tuple[list[str], str, bool] | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
+    # the checker and compiler recurse on expression depth: a 500-term `a + a + ...` needs
+    # more than Python's default 1,000 frames
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     if args == ["--version"]:
         from . import __version__
 

@@ -76,6 +76,7 @@ class AttributeChecker:
               required: tuple[str, ...] = ()) -> dict[str, A.Arg]:
         out: dict[str, A.Arg] = {}
         everything = positional + tuple(n for n in named if n not in positional)
+        reported = False
         for i, arg in enumerate(a.args):
             if arg.name is None:
                 if i >= len(positional):
@@ -87,6 +88,7 @@ class AttributeChecker:
                     help = ("name it: " + ", ".join(f"`{n}: ...`" for n in everything)
                             if everything else f"write `@{a.name}`")
                     self.report("E0301", msg, arg.span, help=help)
+                    reported = True
                     continue
                 out[positional[i]] = arg
                 continue
@@ -97,13 +99,15 @@ class AttributeChecker:
                     if everything else f"`@{a.name}` takes no arguments")
                 self.report("E0301", f"`@{a.name}` has no argument `{arg.name}`",
                             arg.name_span, help=help)
+                reported = True
                 continue
             if arg.name in out:
                 self.report("E0301", f"argument `{arg.name}` is given twice", arg.name_span)
                 continue
             out[arg.name] = arg
         for r in required:
-            if r not in out:
+            # one problem per attribute: a misspelled required argument is not also missing
+            if r not in out and not reported:
                 self.report("E0301", f"`@{a.name}` needs `{r}`", a.span,
                             help=ATTR_EXAMPLES.get(a.name))
         return out

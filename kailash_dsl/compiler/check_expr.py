@@ -370,8 +370,18 @@ class ExprChecker:
     def x_ListLit(self, e: A.ListLit, expected) -> T.Type:
         exp = T.strip_optional(expected) if expected is not None else None
         if isinstance(exp, T.ListT):
+            # one type mismatch per literal: `[1, 2, 3]` for a list[str] is one mistake
+            code = self.mismatch_code
+            mismatched = False
             for item in e.items:
-                self.expect(item, exp.elem, self.mismatch_code, what="list item")
+                with self.quiet() as found:
+                    self.expect(item, exp.elem, code, what="list item")
+                for d in found:
+                    if d.code == code and d.span == item.span:
+                        if mismatched:
+                            continue
+                        mismatched = True
+                    self.report(d.code, d.message, d.span, d.help, d.severity, d.labels)
             return exp
         if exp == T.JSON:
             for item in e.items:
