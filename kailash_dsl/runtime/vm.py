@@ -80,10 +80,13 @@ class _Aborted(Exception):
 class Scope:
     """A failure domain: workflow body, try body, loop iteration, transaction..."""
 
-    __slots__ = ("parent", "tasks", "failed", "effect_tasks")
+    __slots__ = ("parent", "tasks", "failed", "effect_tasks", "parallel")
 
-    def __init__(self, parent: "Scope | None" = None) -> None:
+    def __init__(self, parent: "Scope | None" = None, parallel: bool = False) -> None:
         self.parent = parent
+        #: the scope of a `parallel { }` block: control flow inside it does not wait for
+        #: the effects of the block's other statements (§6: conflicts are ignored there)
+        self.parallel = parallel
         self.tasks: list[asyncio.Task] = []
         self.effect_tasks: list[asyncio.Task] = []  # the tasks of non-pure steps
         self.failed: KflowError | None = None
@@ -119,7 +122,7 @@ class TxState:
 
 class Frame:
     __slots__ = ("run", "wf", "slots", "prefix", "scope", "group", "tx", "yields",
-                 "yield_scope", "ancestors", "order", "counter")
+                 "yield_scope", "ancestors", "order", "counter", "par")
 
     def __init__(self, run: "Run", wf: B.RuntimeWorkflow, slots: list, prefix: str,
                  scope: Scope, group: Any = None, tx: TxState | None = None,
@@ -136,6 +139,9 @@ class Frame:
         #: they were started (a callee's steps come before the caller's next call)
         self.order: tuple = ()
         self.counter = [0]
+        #: the parallel groups (`parallel { }`, @concurrency loops) a workflow call made
+        #: this frame's steps part of: group -> the position of that call (its branch)
+        self.par: dict = {}
         slots[0] = self
 
     def child(self, scope: Scope | None = None, group: Any = None, tx: Any = None,
@@ -145,6 +151,7 @@ class Frame:
                   scope or self.scope, group if group is not None else self.group,
                   tx if tx is not None else self.tx, self.ancestors)
         f.order, f.counter = self.order, self.counter
+        f.par = self.par
         if not copy:
             slots[0] = self  # keep slot 0 pointing at the owner of the shared slots
             f.yields = self.yields  # a `yield` inside try/parallel/transaction counts
@@ -153,11 +160,20 @@ class Frame:
 
 
 class _InFlight:
-    __slots__ = ("task", "effects", "group", "tx", "pos")
+    __slots__ = ("task", "effects", "par", "tx", "pos")
 
-    def __init__(self, task, effects, group, tx, pos) -> None:
-        self.task, self.effects, self.group, self.tx = task, effects, group, tx
+    def __init__(self, task, effects, par, tx, pos) -> None:
+        #: par: parallel group -> branch (the step's own position, or that of the
+        #: workflow call it runs inside); steps of different branches never conflict
+        self.task, self.effects, self.par, self.tx = task, effects, par, tx
         self.pos = pos
+
+
+def _membership(frame: "Frame", pos: tuple) -> dict:
+    """The parallel groups a step at ``pos`` of ``frame`` belongs to, with its branch."""
+    if frame.group is None:
+        return frame.par
+    return {**frame.par, frame.group: pos}
 
 
 _NOT_INLINE = object()
@@ -367,7 +383,7 @@ class Run:
                 if frame.yields is not None:
                     frame.yields.append(self.eval(ec, slots, ins, frame))
             elif op is _PARALLEL:
-                sub = frame.child(scope=Scope(frame.scope), group=object())
+                sub = frame.child(scope=Scope(frame.scope, parallel=True), group=object())
                 await self.exec_code(ins.arg, sub)
                 await self.end_scope(sub.scope)
             elif op is _TRY:
@@ -482,8 +498,9 @@ class Run:
             live = []
             s: Scope | None = frame.scope
             while s is not None:
-                tasks = s.effect_tasks if effects_only else s.tasks
-                live.extend(t for t in tasks if not t.done())
+                if not (effects_only and s.parallel):
+                    tasks = s.effect_tasks if effects_only else s.tasks
+                    live.extend(t for t in tasks if not t.done())
                 s = None if s is upto else s.parent
             if not live:
                 break
@@ -517,13 +534,14 @@ class Run:
         task.add_done_callback(self._note_failure(frame.scope))
         if spec.effects:
             frame.scope.effect_tasks.append(task)
-            if frame.group is None and preds:
+            if frame.group is None and not frame.par and preds:
                 # a pred whose every effect this step writes over is now implied by this
                 # step (anyone conflicting with it conflicts with us, and we wait for it)
                 covered = {f for f in preds if _covers(spec.effects, f.effects)}
                 if covered:
                     self.inflight = [f for f in self.inflight if f not in covered]
-            self.inflight.append(_InFlight(task, spec.effects, frame.group, frame.tx, pos))
+            self.inflight.append(_InFlight(task, spec.effects, _membership(frame, pos),
+                                           frame.tx, pos))
             if len(self.inflight) > 64:
                 self.inflight = [f for f in self.inflight if not f.task.done()]
 
@@ -566,11 +584,12 @@ class Run:
             return []
         out = []
         writes = any(e == "write" for e, _ in effects)
+        mine = _membership(frame, pos)
         for f in self.inflight:
             if f.task.done() or f.task in frame.ancestors or not f.pos < pos:
                 continue
-            if frame.group is not None and f.group is frame.group:
-                continue
+            if mine and f.par and any(f.par.get(g, b) != b for g, b in mine.items()):
+                continue  # another statement of a `parallel { }` (or loop iteration)
             if conflicts(f.effects, effects) or (
                     frame.tx is not None and f.tx is frame.tx and writes
                     and any(e == "write" for e, _ in f.effects)):
@@ -647,6 +666,7 @@ class Run:
         sub = Frame(self, wf, slots, frame.prefix + spec.key + ".", Scope(), None, None,
                     frame.ancestors | {me} if me is not None else frame.ancestors)
         sub.order = pos
+        sub.par = _membership(frame, pos)
         return await self.run_workflow_frame(sub)
 
     async def run_node(self, node: B.RuntimeNode, args: dict, key: str, frame: Frame,
