@@ -159,6 +159,18 @@ class Frame:
         return f
 
 
+def _earlier(a: KflowError, b: KflowError) -> bool:
+    """Does failure ``a`` come from an earlier statement than ``b``? (A failure with no
+    step position was raised by the interpreter itself, after every step it started.)"""
+    pa, pb = getattr(a, "pos", None), getattr(b, "pos", None)
+    return pa is not None and (pb is None or pa < pb)
+
+
+def _note(scope: Scope, exc: KflowError) -> None:
+    if scope.failed is None or _earlier(exc, scope.failed):
+        scope.failed = exc
+
+
 class _InFlight:
     __slots__ = ("task", "effects", "par", "tx", "pos")
 
@@ -321,7 +333,16 @@ class Run:
             await self.end_scope(frame.scope)
         except _Return as r:  # a `return` inside a block
             return r.value
+        except KflowError as exc:
+            raise await self._first_failure(frame.scope, exc) from None
         return None
+
+    async def _first_failure(self, scope: Scope, exc: KflowError) -> KflowError:
+        """§6, as if in textual order: once the scope's steps have settled, the failure
+        of the earliest statement, whichever failed first in time."""
+        await self._settle(scope)
+        failed = scope.failed
+        return failed if failed is not None and _earlier(failed, exc) else exc
 
     async def exec_code(self, code: B.Code, frame: Frame) -> _Return | None:
         """Run ``code``; a `return` at the top of a workflow's body gives its value as a
@@ -466,8 +487,8 @@ class Run:
             if task.cancelled():
                 return
             exc = task.exception()
-            if isinstance(exc, KflowError) and scope.failed is None:
-                scope.failed = exc
+            if isinstance(exc, KflowError):
+                _note(scope, exc)
         return cb
 
     async def end_scope(self, scope: Scope) -> None:
@@ -482,8 +503,7 @@ class Run:
             if exc is None or isinstance(exc, _Aborted):
                 continue
             if isinstance(exc, KflowError):
-                if scope.failed is None:
-                    scope.failed = exc
+                _note(scope, exc)
                 continue
             raise exc  # Park from a sub-workflow, or an internal error
         if scope.failed is not None:
@@ -601,6 +621,8 @@ class Run:
         try:
             return await self._step_task(frame, spec, pend, preds, pos)
         except KflowError as exc:
+            if getattr(exc, "pos", None) is None:
+                exc.pos = pos  # type: ignore[attr-defined]
             if not exc.where:  # map the failure back to the statement (as Jinja2 does)
                 exc.where = f"{Path(frame.wf.file).name}:{spec.line}"
             raise
@@ -822,8 +844,7 @@ class Run:
                 await self.exec_code(spec.body, sub)
                 await self.end_scope(sub.scope)
             except KflowError as exc:
-                if loop_scope.failed is None:
-                    loop_scope.failed = exc
+                _note(loop_scope, exc)
                 raise
 
         if spec.concurrency <= 1 or len(items) <= 1:
@@ -858,8 +879,7 @@ class Run:
             await self.end_scope(body_scope)
             return
         except KflowError as exc:
-            err = exc
-        await self._settle(body_scope)
+            err = await self._first_failure(body_scope, exc)
         if err is frame.scope.chain_failure():
             raise err  # a failure from outside the try body: not ours to handle
         for h in spec.handlers:

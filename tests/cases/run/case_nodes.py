@@ -295,3 +295,10 @@ def slow_sync(ms, tag):
     time.sleep(ms / 1000)
     _effect(f"late:{tag}")
     return {"tag": tag, "slept": ms}
+
+
+async def slow_fail(kind, ms):
+    """Fails with ``kind`` after ``ms`` milliseconds."""
+    await asyncio.sleep(ms / 1000)
+    _effect(f"fail:{kind}")
+    raise KindError(kind, f"{kind} after {ms}ms")
