@@ -17,6 +17,7 @@ from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.parsers.lalr_analysis import Shift
 
 from ..diagnostics import Diagnostic, error
 from . import ast as A
@@ -44,11 +45,14 @@ class _PostLex:
     def __init__(self) -> None:
         self.stack: list[Token] = []
         self.history: list[Token] = []
+        # the newline held back while looking at the next token; set until the parser has
+        # taken it, so a syntax error raised meanwhile can tell the line ended there
+        self.pending: Token | None = None
 
     def process(self, stream):
         stack: list[Token] = []
         history: list[Token] = []
-        self.stack, self.history = stack, history
+        self.stack, self.history, self.pending = stack, history, None
         pending = None
         last = None
         for tok in stream:
@@ -57,13 +61,13 @@ class _PostLex:
                 if stack and stack[-1].type != "LBRACE":
                     continue
                 if pending is None and last is not None:
-                    pending = tok
+                    pending = self.pending = tok
                 continue
             if pending is not None:
                 if t not in ("ELSE", "CATCH"):
                     history.append(pending)
                     yield pending
-                pending = None
+                pending = self.pending = None
             if t in _OPENERS:
                 stack.append(tok)
             elif t in _CLOSERS and stack and stack[-1].type == _CLOSERS[t]:
@@ -75,6 +79,7 @@ class _PostLex:
             yield tok
         if pending is not None:
             yield pending
+            self.pending = None
 
 
 class _Builder:
@@ -490,18 +495,41 @@ class _Builder:
                                 self.ts(tok))
         return node.value
 
+    def _abs(self, line: int, col: int) -> tuple[int, int]:
+        """A position in the text being parsed → a position in the source file."""
+        if line == 1:
+            col += self.coff
+        return line + self.loff, col
+
     def _string(self, tok: Token):
         raw = str(tok)
         span = self.ts(tok)
         if raw.startswith('"""'):
-            body, base_line, base_col = raw[3:-3], tok.line, tok.column + 3
-            body = _dedent_long(body)
+            rbody, start_col = raw[3:-3], tok.column + 3
+            if "\\" not in rbody and "${" not in rbody:
+                return A.Literal(_dedent_long(rbody), "str", span)
+            body, index = _dedent_long_mapped(rbody)
         else:
-            body, base_line, base_col = raw[1:-1], tok.line, tok.column + 1
+            rbody, start_col = raw[1:-1], tok.column + 1
+            if "\\" not in rbody and "${" not in rbody:
+                return A.Literal(rbody, "str", span)
+            body, index = rbody, None
+
+        def at(k: int) -> tuple[int, int]:
+            """Source line and column of ``body[k]`` (``k == len(body)``: the closing quote)."""
+            r = index[k] if index is not None else k
+            nl = rbody.count("\n", 0, r)
+            if nl == 0:
+                return self._abs(tok.line, start_col + r)
+            return self._abs(tok.line + nl, r - rbody.rfind("\n", 0, r))
+
+        def at_span(k: int, width: int) -> A.Span:
+            line, col = at(k)
+            return A.Span(span.file, line, col, line, col + width)
+
         parts: list[Any] = []
         buf: list[str] = []
         i, n = 0, len(body)
-        line, col = base_line, base_col
         while i < n:
             ch = body[i]
             if ch == "\\":
@@ -509,7 +537,6 @@ class _Builder:
                 if nxt in _ESCAPES:
                     buf.append(_ESCAPES[nxt])
                     i += 2
-                    col += 2
                     continue
                 if nxt == "u" and i + 2 < n and body[i + 2] == "{":
                     close = body.find("}", i + 3)
@@ -517,14 +544,12 @@ class _Builder:
                     if close < 0 or not re.fullmatch(r"[0-9A-Fa-f]{1,6}", digits) \
                             or int(digits, 16) > 0x10FFFF:
                         raise SyntaxProblem("bad unicode escape; write `\\u{1F600}`",
-                                            A.Span(span.file, line + self.loff, col, line + self.loff, col + 2))
+                                            at_span(i, 2))
                     buf.append(chr(int(digits, 16)))
-                    col += close + 1 - i
                     i = close + 1
                     continue
                 raise SyntaxProblem(
-                    f"unknown escape `\\{nxt}` in string",
-                    A.Span(span.file, line + self.loff, col, line + self.loff, col + 2),
+                    f"unknown escape `\\{nxt}` in string", at_span(i, 2),
                     help="escapes are \\n \\t \\r \\\" \\\\ \\$ and \\u{...}")
             if ch == "$" and i + 1 < n and body[i + 1] == "{":
                 end = _match_brace(body, i + 2)
@@ -532,21 +557,18 @@ class _Builder:
                     raise SyntaxProblem("unclosed `${` in string", span)
                 inner = body[i + 2:end]
                 if not inner.strip():
-                    raise SyntaxProblem("empty `${}` in string",
-                                        A.Span(span.file, line + self.loff, col, line + self.loff, col + 3))
+                    raise SyntaxProblem("empty `${}` in string", at_span(i, 3))
                 if buf:
                     parts.append("".join(buf))
                     buf = []
-                parts.append(self.parse_expr(inner, line, col + 2))
-                seg = body[i:end + 1]
-                col += len(seg)
+                if index is not None and "\n" in inner:
+                    # dedenting removed indentation inside the expression: parse the source
+                    # text instead (only whitespace differs), so its positions stay true
+                    inner = rbody[index[i + 2]:index[end]]
+                line, col = at(i + 2)
+                parts.append(self.parse_expr(inner, line, col))
                 i = end + 1
                 continue
-            if ch == "\n":
-                line += 1
-                col = 1
-            else:
-                col += 1
             buf.append(ch)
             i += 1
         if buf:
@@ -574,6 +596,29 @@ def _dedent_long(body: str) -> str:
     if len(lines) > 1 and not lines[-1].strip():
         lines[-1] = ""
     return textwrap.dedent("\n".join(lines))
+
+
+def _dedent_long_mapped(rbody: str) -> tuple[str, list[int]]:
+    """:func:`_dedent_long`, plus where each character of the result sits in ``rbody``.
+
+    ``index[k]`` is the offset in ``rbody`` of ``result[k]``; one extra entry maps the end.
+    Dedenting only drops the first newline and a prefix of each line, so every line of the
+    result is a suffix of the matching line of the source.
+    """
+    out = _dedent_long(rbody)
+    skip = 2 if rbody.startswith("\r\n") else 1 if rbody.startswith("\n") else 0
+    src_lines = rbody[skip:].split("\n")
+    out_lines = out.split("\n")
+    index: list[int] = []
+    base = skip
+    if len(src_lines) != len(out_lines):  # cannot happen; keep positions sane anyway
+        return out, [min(skip + k, len(rbody)) for k in range(len(out) + 1)]
+    for src, dst in zip(src_lines, out_lines):
+        off = len(src) - len(dst) if src.endswith(dst) else 0
+        index.extend(range(base + off, base + off + len(dst)))
+        index.append(base + len(src))  # the newline, or the end of the body
+        base += len(src) + 1
+    return out, index
 
 
 def _match_brace(text: str, i: int) -> int:
@@ -625,7 +670,7 @@ def _found(tok: Token) -> str:
     if tok.type == "$END":
         return "end of file"
     if tok.type == "_NL":
-        return "a newline"
+        return "the end of the line"
     if tok.type in ("STRING", "LONG_STRING"):
         return "a string"
     if tok.type in _WORDS and tok.type not in ("NAME", "INT", "FLOAT", "DURATION"):
@@ -688,15 +733,17 @@ class Parser:
 
     def _parse_interpolation(self, text: str, line: int, col: int):
         b = self.builder
-        saved = (b.loff, b.coff, self.postlex.stack, self.postlex.history)
-        # tokens of the inner text are on its line 1; shift them to the string's place
-        b.loff = saved[0] + line - 1
+        pl = self.postlex
+        saved = (b.loff, b.coff, pl.stack, pl.history, pl.pending)
+        # `line`/`col` is where the inner text starts in the source file; its tokens are
+        # numbered from line 1, column 1, so shift them there
+        b.loff = line - 1
         b.coff = col - 1
         try:
             return self._parse_expr_text(text)
         finally:
             b.loff, b.coff = saved[0], saved[1]
-            self.postlex.stack, self.postlex.history = saved[2], saved[3]
+            pl.stack, pl.history, pl.pending = saved[2], saved[3], saved[4]
 
     def _parse_expr_text(self, text: str):
         try:
@@ -711,6 +758,11 @@ class Parser:
             raise SyntaxProblem(f"bad expression in `${{...}}`: {text.strip()!r}", span)
 
     def parse(self, text: str, path: str) -> tuple[A.Module | None, list[Diagnostic]]:
+        if text.startswith("\ufeff"):
+            # a leading byte order mark is not part of the program (as in Python). It is
+            # lexed as a space, so it still counts as column 1 of line 1: positions stay
+            # true to the text every other tool holds (renderer, `kflow fmt`, the LSP).
+            text = " " + text[1:]
         with self._lock:
             b = self.builder
             b.file, b.loff, b.coff, b.soft = path, 0, 0, []
@@ -777,6 +829,9 @@ class Parser:
     def _syntax_error(self, exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
         stack = self.postlex.stack
         history = self.postlex.history
+        at_newline, after_newline = self._line_ended(exc, path)
+        if at_newline is not None:
+            return at_newline
         if isinstance(exc, UnexpectedCharacters):
             span = A.Span(path, exc.line, exc.column, exc.line, exc.column + 1)
             ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
@@ -797,6 +852,12 @@ class Parser:
             assert isinstance(exc, UnexpectedToken)
             tok = exc.token
             expected = set(exc.expected)
+        if after_newline is not None:
+            expected = after_newline
+        else:
+            # the contextual lexer reports what its state can lex, which always includes a
+            # newline (`always_accept`); the parse table says what the parser can take
+            expected = _table_expected(exc) or expected
         if tok.type == "$END" or not getattr(tok, "line", None):
             lines = text.splitlines() or [""]
             line = len(lines)
@@ -818,11 +879,54 @@ class Parser:
         for h in reversed(history[:-1] if history and history[-1] is tok else history):
             prev = h
             break
+        if after_newline is not None:
+            prev = self.postlex.pending
         found = _found(tok)
         message, help = self._catalogue(prev, tok, expected, stack)
         if message is None:
             message = f"expected {_expected_words(expected)}, found {found}"
         return error("E0001", message, span, help=help)
+
+    def _line_ended(self, exc: UnexpectedInput, path: str):
+        """The error when a newline was lexed but the parser had not taken it yet.
+
+        The post-lexer holds each newline back until it has seen the next token (to drop
+        it before `else`/`catch`), and the contextual lexer reads that token in the state
+        from before the newline. So a statement cut short by the end of its line fails on
+        the first token of the *next* line. Work out from the parse table whether the
+        newline itself was the problem; if so, return the error, said at the line that
+        ended. Otherwise return ``(None, expected)``: ``expected`` is what the parser wants
+        after the newline (None when no newline was pending).
+        """
+        nl = self.postlex.pending
+        tok = getattr(exc, "token", None)
+        if tok is not None and tok.type == "_NL":
+            nl = tok
+        state = getattr(exc, "state", None)
+        if nl is None or state is None:
+            return None, None
+        try:
+            states = state.parse_conf.states
+            stack = list(state.state_stack)
+        except AttributeError:
+            return None, None
+        if tok is not nl:
+            after = _feed(states, stack, "_NL")
+            if after is not None:
+                # the newline was fine; the next token is the problem
+                return None, _acceptable(states, after)
+        expected = _acceptable(states, stack) - {"_NL"}
+        history = [h for h in self.postlex.history if h is not nl]
+        prev = history[-1] if history else None
+        if prev is not None and (prev.end_line or prev.line) == nl.line:
+            line, col = nl.line, prev.end_column or prev.column + len(prev)
+        else:
+            line, col = nl.line, nl.column
+        span = A.Span(path, line, col, line, col + 1)
+        message, help = self._catalogue(prev, nl, expected, self.postlex.stack)
+        if message is None:
+            message = f"expected {_expected_words(expected)}, found the end of the line"
+        return error("E0001", message, span, help=help), None
 
     def _catalogue(self, prev: Token | None, tok: Token, expected: set[str], stack):
         """The common mistakes, said the way a person would."""
@@ -847,6 +951,8 @@ class Parser:
         if p in ("EQ", "RETURN", "COLON", "WHEN", "IN", "YIELD", "SLEEP") \
                 and len(expected & _EXPR_START) >= 6 and t in ("_NL", "RBRACE", "$END", "SEMI",
                                                                 "COMMA", "RPAR", "RSQB"):
+            if t == "_NL":
+                return f"expected an expression after `{prev}`, found the end of the line", None
             return f"expected an expression after `{prev}`", None
         if p is not None and p in _BINARY_OPS - {"DOT", "QDOT", "LSQB", "LPAR"} \
                 and len(expected & _EXPR_START) >= 6:
@@ -860,10 +966,61 @@ class Parser:
             return f"unexpected `{tok}` with nothing open", None
         if t == "EQ" and "EQEQ" in expected:
             return "unexpected `=`; to compare values write `==`", None
-        if p in ("NAME",) and t == "NAME" and "LPAR" in expected and "EQ" not in expected:
+        if t == "EQ" and p == "NAME" and not expected & {"EQ", "COLON"} \
+                and stack and stack[-1].type == "LBRACE":
+            return ("unexpected `=`; there is no assignment statement",
+                    f"bind a name with `let {prev} = ...`")
+        if p in ("NAME",) and t == "NAME" and "LPAR" in expected and "EQ" not in expected \
+                and "_NL" in expected:
             return (f"expected an operator or a newline, found `{tok}`",
                     "statements are separated by newlines or `;`")
         return None, None
+
+
+def _table_expected(exc: UnexpectedInput) -> set[str] | None:
+    state = getattr(exc, "state", None)
+    try:
+        return _acceptable(state.parse_conf.states, list(state.state_stack))
+    except (AttributeError, KeyError, IndexError):
+        return None
+
+
+def _acceptable(states, stack: list) -> set[str]:
+    """The terminals the parser can really take next with this state stack.
+
+    The table row of the top state can list look-aheads LALR merged in from other
+    contexts; feeding each one through the reductions keeps only the real ones. End of
+    file is left out unless nothing else fits (after a complete item it is always allowed,
+    and saying so does not help).
+    """
+    row = [t for t in states[stack[-1]] if t.isupper()]
+    out = {t for t in row if t != "$END" and _feed(states, stack, t) is not None}
+    if not out:
+        out = set(row)
+    return out
+
+
+def _feed(states, stack: list, term: str) -> list | None:
+    """The LALR state stack after taking terminal ``term`` (None if it is refused).
+
+    Mirrors ``ParserState.feed_token`` on the parse table alone: no callbacks, no values.
+    """
+    stack = list(stack)
+    while True:
+        act = states[stack[-1]].get(term)
+        if act is None:
+            return None
+        action, arg = act
+        if action is Shift:
+            stack.append(arg)
+            return stack
+        size = len(arg.expansion)
+        if size:
+            del stack[-size:]
+        goto = states[stack[-1]].get(arg.origin.name)
+        if goto is None:
+            return None
+        stack.append(goto[1])
 
 
 def _closing(opener_type: str) -> str:
