@@ -32,9 +32,10 @@ _STMT_ATTR_OK = (A.Let, A.ExprStmt, A.For, A.Parallel, A.Transaction, A.Try)
 class SyntaxProblem(Exception):
     """Raised inside the builder for a problem the grammar alone cannot see."""
 
-    def __init__(self, message: str, span: A.Span, help: str | None = None):
+    def __init__(self, message: str, span: A.Span, help: str | None = None,
+                 code: str = "E0001"):
         super().__init__(message)
-        self.message, self.span, self.help = message, span, help
+        self.message, self.span, self.help, self.code = message, span, help, code
 
 
 class _PostLex:
@@ -175,7 +176,8 @@ class _Builder:
         seen: set[str] = set()
         for p in ps:
             if p.name in seen:
-                raise SyntaxProblem(f"parameter `{p.name}` is declared twice", p.name_span)
+                raise SyntaxProblem(f"parameter `{p.name}` is declared twice", p.name_span,
+                                    "give each parameter its own name", code="E0103")
             seen.add(p.name)
         return ps
 
@@ -211,7 +213,8 @@ class _Builder:
         seen: set[str] = set()
         for f in fields:
             if f.name in seen:
-                raise SyntaxProblem(f"field `{f.name}` is declared twice", f.name_span)
+                raise SyntaxProblem(f"field `{f.name}` is declared twice", f.name_span,
+                                    "give each field its own name", code="E0103")
             seen.add(f.name)
         return (tuple(fields), self.sp(c[0], c[-1]))
 
@@ -770,7 +773,7 @@ class Parser:
             try:
                 items = self.lark.parse(text, start="start")
             except SyntaxProblem as exc:
-                return None, [error("E0001", exc.message, exc.span, help=exc.help)]
+                return None, [error(exc.code, exc.message, exc.span, help=exc.help)]
             except UnexpectedInput as exc:
                 return None, [self._syntax_error(exc, text, path)]
             except RecursionError:
@@ -779,7 +782,7 @@ class Parser:
             try:
                 module = self._module(items, path)
             except SyntaxProblem as exc:
-                return None, [error("E0001", exc.message, exc.span, help=exc.help)]
+                return None, [error(exc.code, exc.message, exc.span, help=exc.help)]
             return module, list(b.soft)
 
     def _module(self, items: list, path: str) -> A.Module:
