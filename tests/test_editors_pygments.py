@@ -88,7 +88,10 @@ def test_interpolation_is_lexed_as_an_expression() -> None:
 
 
 def _valid_files() -> list[Path]:
-    files = [p for p in REPO.rglob("*.kflow") if "node_modules" not in p.parts]
+    """Every .kflow file but those of syntax-error cases (a bad escape is an error token
+    for the highlighter too)."""
+    files = [p for p in REPO.rglob("*.kflow") if "node_modules" not in p.parts
+             and "E0001" not in p.read_text(encoding="utf-8").split("\n", 1)[0]]
     if (SHARED / "conformance").is_dir():
         files += [p for p in (SHARED / "conformance").rglob("*.kflow")
                   if "err_syntax" not in p.name]
