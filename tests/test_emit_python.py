@@ -297,6 +297,18 @@ def test_circuit_breaker_is_enforced_like_kflow_run(tmp_path):
     assert durable["output"] == ejected["output"]
 
 
+def test_workflow_call_retry_and_timeout_like_kflow_run(tmp_path):
+    """`@retry`/`@timeout` on a workflow call: the eject retries or times out the whole
+    call, as the VM does (the own case file holds the expected output)."""
+    case = REPO / "tests" / "cases" / "run" / "workflow_call_retry_timeout.kflow"
+    module = _eject(case, tmp_path / "wcr_eject.py")
+    state = tmp_path / "state"
+    state.mkdir()
+    got = _run_eject(module, ["--workflow", "Main"],
+                     _env(paths=[case.parent], KFLOW_CONF_STATE=state), tmp_path)
+    assert got["output"] == {"retried": 2, "timed_out": "Timeout"}, got
+
+
 def test_input_is_validated(features_module, tmp_path):
     proc = subprocess.run([sys.executable, str(features_module), "--workflow", "Double",
                            "--input", '{"n": "x"}'], env=_env(paths=[FIXTURES]),

@@ -930,6 +930,16 @@ class FunctionGen:
                     args.append(f"{pyname}={self.ex.code(given[p.name])}")
                 elif p.default is not None:
                     args.append(f"{pyname}={self.ex.code(p.default)}")
+            policy = self.program.stmt_policy.get(stmt) if stmt is not None else None
+            if policy is not None and (policy.retry is not None
+                                       or policy.timeout_ms is not None):
+                extra = []
+                if policy.retry is not None:
+                    extra.append(f"retry={_retry_code(policy.retry)}")
+                if policy.timeout_ms is not None:
+                    extra.append(f"timeout_ms={_num(policy.timeout_ms)}")
+                return (f"subworkflow_retried({py_str(key)}, lambda: {fn}("
+                        f"{', '.join(args)}), {', '.join(extra)})")
             return f"subworkflow({py_str(key)}, {fn}({', '.join(args)}))"
         node = self.mod.node(info)
         items = []

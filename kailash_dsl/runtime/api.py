@@ -234,6 +234,8 @@ async def start(path: str, workflow: str | None, input_data: Any, *, run_id: str
 
 
 _INDEX = re.compile(r"\[\d+\]")
+#: a retried workflow call's attempt: `r#2.step`, `r#attempt1`
+_ATTEMPT = re.compile(r"#(attempt)?\d+(?=\.|$)")
 _SUFFIX = re.compile(r"(\.compensate|\.else|\.commit|\.abort|\.decision|\.begin|\.intent|"
                      r":deadline|"
                      r":\w+#\d+)$")
@@ -248,7 +250,7 @@ def _keys_compatible(prog: B.CompiledProgram, recorded: list[str]) -> list[str]:
     for k in recorded:
         if k.startswith("$"):
             continue
-        norm = _SUFFIX.sub("", _INDEX.sub("[*]", k))
+        norm = _SUFFIX.sub("", _ATTEMPT.sub("", _INDEX.sub("[*]", k)))
         if norm in known or any(norm.endswith("." + x) or norm == x for x in known):
             continue
         missing.append(k)

@@ -679,17 +679,65 @@ class Run:
         return value
 
     async def call_workflow(self, frame: Frame, spec: B.StepSpec, pos: tuple = ()) -> Any:
+        if spec.retry is None and spec.timeout_ms is None:
+            return await self._call_once(frame, spec, pos, frame.prefix + spec.key + ".")
+        return await self._call_with_policy(frame, spec, pos)
+
+    async def _call_once(self, frame: Frame, spec: B.StepSpec, pos: tuple, prefix: str,
+                         timeout_ms: int | None = None) -> Any:
         wf = self.prog.workflows[spec.target]
         args = self.args_of(frame, spec, wf.params)
         slots: list = [None] * wf.nslots
         for i, p in enumerate(wf.params):
             slots[i + 1] = args.get(p.name)
         me = asyncio.current_task()
-        sub = Frame(self, wf, slots, frame.prefix + spec.key + ".", Scope(), None, None,
+        sub = Frame(self, wf, slots, prefix, Scope(), None, None,
                     frame.ancestors | {me} if me is not None else frame.ancestors)
         sub.order = pos
         sub.par = _membership(frame, pos)
-        return await self.run_workflow_frame(sub)
+        if timeout_ms is None:
+            return await self.run_workflow_frame(sub)
+        try:
+            return await asyncio.wait_for(self.run_workflow_frame(sub), timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            for t in sub.scope.tasks:  # the callee's steps still running stop too
+                t.cancel()
+            raise
+
+    async def _call_with_policy(self, frame: Frame, spec: B.StepSpec, pos: tuple) -> Any:
+        """A workflow call with a statement `@retry`/`@timeout` (§5: like a node call).
+
+        Attempt n > 1 runs the callee under the key prefix `<key>#n.`, and each failed
+        attempt is journaled as `<key>#attempt<n>`: a resumed run replays the same
+        attempts (a timeout is a decision of the process that saw it)."""
+        key = frame.prefix + spec.key
+        policy = spec.retry if spec.retry is not None else N.NO_RETRY
+        attempt = 0
+        while True:
+            attempt += 1
+            mark = f"{key}#attempt{attempt}"
+            rec = self.recorded.get(mark)
+            if rec is not None:
+                v = rec[1]
+                last = KflowError(v.get("kind", "StepFailed"), v.get("message", ""),
+                                  v.get("step", key))
+            else:
+                prefix = f"{key}." if attempt == 1 else f"{key}#{attempt}."
+                try:
+                    return await self._call_once(frame, spec, pos, prefix, spec.timeout_ms)
+                except asyncio.TimeoutError:
+                    last = KflowError("Timeout", f"call `{key}` ({spec.label}) timed out "
+                                      f"after {_fmt_ms(spec.timeout_ms)}", key)
+                except KflowError as exc:
+                    last = exc
+                self.record(mark, False, last.to_dict())
+            if last.kind in N.NOT_RETRIED or attempt >= max(1, policy.attempts):
+                raise last
+            self.event("step.retried", key, {"attempt": attempt, "error": last.to_dict()})
+            if rec is None:
+                delay = N.backoff_delay(policy, attempt)
+                if delay > 0:
+                    await asyncio.sleep(delay)
 
     async def run_node(self, node: B.RuntimeNode, args: dict, key: str, frame: Frame,
                        retry_override=None, timeout_override=None, method: str | None = None,
