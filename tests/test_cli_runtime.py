@@ -124,6 +124,24 @@ def test_a_wait_whose_timeout_passed_while_nothing_ran_resolves_to_null(project)
     assert json.loads(done.stdout)["output"] == "t-cy nobody"
 
 
+def test_a_signal_sent_after_the_wait_timed_out_is_not_its_answer(project):
+    """Null on timeout (§5), whenever the run is resumed: a signal that arrives after
+    the deadline does not turn a timed-out wait into an answered one."""
+    src = (project / "trip.kflow").read_text().replace("timeout 1h", "timeout 1500ms")
+    (project / "trip.kflow").write_text(src)
+    first = kflow(project, "run", "trip.kflow", "-w", "Trip", "--input", '{"who": "di"}',
+                  "--run-id", "t3", "--db", "runs.db", "--block-for", "0s", "--format",
+                  "json")
+    assert first.returncode == 3
+    time.sleep(1.6)
+    late = kflow(project, "signal", "t3", "approval", "--data", '{"ok": true, "by": "bo"}',
+                 "--db", "runs.db")
+    assert late.returncode == 0, late.stderr
+    done = kflow(project, "resume", "t3", "--db", "runs.db", "--block-for", "0s",
+                 "--format", "json")
+    assert json.loads(done.stdout)["output"] == "t-di nobody"
+
+
 def test_cancel_of_a_waiting_run_compensates_its_open_saga(project):
     kflow(project, "run", "trip.kflow", "-w", "Trip", "--input", '{"who": "di"}',
           "--run-id", "t3", "--db", "runs.db", "--block-for", "0s")

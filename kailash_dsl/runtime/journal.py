@@ -447,11 +447,14 @@ class SqliteJournal:
             con.commit()
         await self._run(work)
 
-    async def peek_signal(self, run_id: str, name: str) -> tuple[int, Any] | None:
+    async def peek_signal(self, run_id: str, name: str,
+                          sent_by: float | None = None) -> tuple[int, Any] | None:
+        """The oldest unconsumed signal ``name`` (sent no later than ``sent_by``)."""
         def work(con):
             return con.execute("SELECT id, payload FROM signals WHERE run_id=? AND name=? AND "
-                               "consumed_by IS NULL ORDER BY id LIMIT 1",
-                               (run_id, name)).fetchone()
+                               "consumed_by IS NULL AND sent_at <= ? ORDER BY id LIMIT 1",
+                               (run_id, name, sent_by if sent_by is not None else 1e300)
+                               ).fetchone()
         row = await self._run(work)
         return (row[0], json.loads(row[1])) if row else None
 

@@ -1111,7 +1111,9 @@ class Run:
         else:
             deadline = drec[1]["deadline"]
         while True:
-            found = await self.journal.peek_signal(self.run_id, signal)
+            # a signal sent after the wait's deadline is not its answer (the wait timed
+            # out, whenever the run is resumed); a later wait for it may take it
+            found = await self.journal.peek_signal(self.run_id, signal, deadline)
             if found is not None:
                 sig_id, payload = found
                 try:
