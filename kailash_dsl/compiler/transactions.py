@@ -35,6 +35,18 @@ def iter_stmts(block: A.Block):
             yield from iter_stmts(s.value.body)
 
 
+def looped_stmts(block: A.Block) -> set[int]:
+    """ids of the statements of ``block`` that sit inside a `for` (they may run many
+    times)."""
+    out: set[int] = set()
+    for s in iter_stmts(block):
+        body = s.body if isinstance(s, A.For) else (
+            s.value.body if isinstance(s, A.Let) and isinstance(s.value, A.For) else None)
+        if body is not None:
+            out.update(id(x) for x in iter_stmts(body))
+    return out
+
+
 def _exprs_of(s) -> list:
     if isinstance(s, A.Let):
         if isinstance(s.value, A.For):
@@ -129,8 +141,12 @@ class TransactionPlanner:
         not_tx = [x for x in writes if not transactional(x)]
         can_2pc = bool(writes) and not not_tx and not blockers
         uncompensated = [x for x in writes[:-1] if not compensated(x)]
-        can_saga = not uncompensated
         pivot = writes[-1] if writes and not compensated(writes[-1]) else None
+        if pivot is not None and id(pivot[1]) in looped_stmts(tx.body):
+            # a write inside a loop runs again after it succeeded: it cannot be a pivot
+            uncompensated.append(pivot)
+            pivot = None
+        can_saga = not uncompensated
         write_calls = tuple(x[0] for x in writes)
 
         def pivot_note() -> str:
@@ -188,6 +204,13 @@ class TransactionPlanner:
                           write_calls)
         last = writes[-1]
         for x in uncompensated:
+            if x is last:  # the last write step, but inside a loop
+                self.report("E0401", f"transaction cannot be made atomic: `{x[2].name}` is a "
+                                     "write step with no @compensate that runs in a loop, so "
+                                     "it cannot be the pivot", x[0].span,
+                            help=f"add `@compensate(<undo node>)` to node `{x[2].name}`, "
+                                 "make it `@transactional`, or move it out of the loop")
+                continue
             self.report("E0401", f"transaction cannot be made atomic: `{x[2].name}` is a write "
                                  f"step with no @compensate, and not the last write step",
                         x[0].span, help=self._tx_help(x, last))
