@@ -288,13 +288,16 @@ workflow W(id: str) -> str {
 """
 
 
+def _cli(project, kflow_proc):
+    """`kflow ...` in the project, with the nodes' state and compile cache inside it."""
+    env = {"DUR_STATE": str(project / "state"), "KFLOW_CACHE_DIR": str(project / "cache")}
+    return lambda *args: kflow_proc(*args, cwd=project, env=env)
+
+
 def test_resume_of_a_changed_program(project, kflow_proc):
     path = write_program(project, WAITING)
     db = project / "runs.db"
-    env = {"DUR_STATE": str(project / "state"), "KFLOW_CACHE_DIR": str(project / "cache")}
-
-    def k(*args):
-        return kflow_proc(*args, cwd=project, env=env)
+    k = _cli(project, kflow_proc)
 
     parked = k("run", path, "--run-id", "w", "--db", db, "--format", "json", "--input",
                '{"id": "1"}', "--block-for", "0s")
@@ -311,10 +314,7 @@ def test_resume_of_a_changed_program(project, kflow_proc):
 def test_resume_refused_when_a_step_changed(project, kflow_proc):
     path = write_program(project, WAITING)
     db = project / "runs.db"
-    env = {"DUR_STATE": str(project / "state"), "KFLOW_CACHE_DIR": str(project / "cache")}
-
-    def k(*args):
-        return kflow_proc(*args, cwd=project, env=env)
+    k = _cli(project, kflow_proc)
 
     assert k("run", path, "--run-id", "w", "--db", db, "--format", "json", "--input",
              '{"id": "1"}', "--block-for", "0s").exit_code == 3
@@ -336,10 +336,7 @@ def test_resume_refused_when_a_step_changed(project, kflow_proc):
 def test_allow_changed_refused_when_a_journaled_step_is_gone(project, kflow_proc):
     path = write_program(project, WAITING)
     db = project / "runs.db"
-    env = {"DUR_STATE": str(project / "state"), "KFLOW_CACHE_DIR": str(project / "cache")}
-
-    def k(*args):
-        return kflow_proc(*args, cwd=project, env=env)
+    k = _cli(project, kflow_proc)
 
     assert k("run", path, "--run-id", "w", "--db", db, "--format", "json", "--input",
              '{"id": "1"}', "--block-for", "0s").exit_code == 3

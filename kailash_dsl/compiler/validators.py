@@ -22,20 +22,22 @@ class _Miss(Exception):
     """The fast path does not handle this value: ask the generic function."""
 
 
-_CACHE: dict[tuple[int, int], tuple[T.Type, Callable]] = {}
+_CACHE: dict[tuple[int, Any], tuple[Any, Any]] = {}
 _CACHE_MAX = 4096
 
 
-def _cached(t: T.Type, kind: int, build: Callable[[], Callable]) -> Callable:
-    key = (id(t), kind)
+def cached(obj: Any, kind: Any, build: Callable[[], Any]) -> Any:
+    """``build()`` once per (object, kind): types here, workflows' input checks in the
+    runtime. Keyed by identity (hashing a deep record type costs more than checking)."""
+    key = (id(obj), kind)
     hit = _CACHE.get(key)
-    if hit is not None and hit[0] is t:
+    if hit is not None and hit[0] is obj:
         return hit[1]
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.clear()
-    fn = build()
-    _CACHE[key] = (t, fn)  # the entry keeps ``t`` alive, so its id is not reused
-    return fn
+    value = build()
+    _CACHE[key] = (obj, value)  # the entry keeps ``obj`` alive, so its id is not reused
+    return value
 
 
 def checker(t: T.Type, *, from_json: bool = False) -> Callable[[Any, str], Any]:
@@ -50,7 +52,7 @@ def checker(t: T.Type, *, from_json: bool = False) -> Callable[[Any, str], Any]:
             except _Miss:
                 return T.check_value(t, v, path, from_json=from_json)
         return check
-    return _cached(t, 1 if from_json else 0, build)
+    return cached(t, 1 if from_json else 0, build)
 
 
 def encoder(t: T.Type | None) -> Callable[[Any], Any]:
@@ -67,7 +69,7 @@ def encoder(t: T.Type | None) -> Callable[[Any], Any]:
             except _Miss:
                 return T.to_json(t, v)
         return encode
-    return _cached(t, 2, build)
+    return cached(t, 2, build)
 
 
 def _identity(v: Any) -> Any:

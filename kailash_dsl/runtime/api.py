@@ -91,20 +91,15 @@ def pick_workflow(prog: B.CompiledProgram, name: str | None) -> B.RuntimeWorkflo
                       "choose one with --workflow NAME")
 
 
-_INPUTS: dict[int, tuple[B.RuntimeWorkflow, Any]] = {}
-
-
 def fast_input(wf: B.RuntimeWorkflow, data: Any) -> dict | None:
     """Well-formed JSON input → runtime values, or None to ask the full check for the
     error (a served request takes this path: one compiled check per parameter)."""
-    hit = _INPUTS.get(id(wf))
-    if hit is None or hit[0] is not wf:
-        if len(_INPUTS) > 1024:
-            _INPUTS.clear()
+    def build() -> tuple:
         params = tuple((p.name, V.checker(p.type, from_json=True), p.default,
                         T.is_optional(p.type)) for p in wf.params)
-        hit = _INPUTS[id(wf)] = (wf, (params, frozenset(p.name for p in wf.params)))
-    params, known = hit[1]
+        return params, frozenset(p.name for p in wf.params)
+
+    params, known = V.cached(wf, "input", build)
     if type(data) is not dict:
         return None
     for k in data:

@@ -42,6 +42,9 @@ _ERROR_SCHEMA = {
                    "step": {"type": "string"}},
     "required": ["kind", "message", "step"],
 }
+#: what get_run and signal_run both answer about a run
+_RUN_PROPS = {"run_id": {"type": "string"}, "workflow": {"type": "string"},
+              "status": {"type": "string", "enum": _RUN_STATUS}}
 
 GET_RUN = {
     "name": "get_run",
@@ -62,9 +65,7 @@ GET_RUN = {
     "outputSchema": {
         "type": "object",
         "properties": {
-            "run_id": {"type": "string"},
-            "workflow": {"type": "string"},
-            "status": {"type": "string", "enum": _RUN_STATUS},
+            **_RUN_PROPS,
             "output": {"description": "The workflow's result once the run completed."},
             "error": {"anyOf": [_ERROR_SCHEMA, {"type": "null"}]},
             "wake_at": {"type": "number",
@@ -96,9 +97,7 @@ SIGNAL_RUN = {
     "outputSchema": {
         "type": "object",
         "properties": {
-            "run_id": {"type": "string"},
-            "workflow": {"type": "string"},
-            "status": {"type": "string", "enum": _RUN_STATUS},
+            **_RUN_PROPS,
             "signal": {"type": "string"},
         },
         "required": ["run_id", "workflow", "status", "signal"],
