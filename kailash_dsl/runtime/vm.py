@@ -733,8 +733,9 @@ class Run:
                 self.record(mark, False, last.to_dict())
             if last.kind in N.NOT_RETRIED or attempt >= max(1, policy.attempts):
                 raise last
-            self.event("step.retried", key, {"attempt": attempt, "error": last.to_dict()})
-            if rec is None:
+            if rec is None:  # a replayed attempt was announced when it happened
+                self.event("step.retried", key, {"attempt": attempt,
+                                                 "error": last.to_dict()})
                 delay = N.backoff_delay(policy, attempt)
                 if delay > 0:
                     await asyncio.sleep(delay)
